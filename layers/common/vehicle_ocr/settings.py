@@ -1,0 +1,109 @@
+"""Settings, read and validated once at cold start."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from vehicle_ocr.errors import ConfigurationError
+
+PLATE_PROVIDERS = ("tianapi", "local")
+LICENSE_PROVIDERS = ("apizero", "local")
+
+DEFAULT_TIANAPI_URL = "https://apis.tianapi.com/licenseplate/index"
+DEFAULT_APIZERO_URL = "https://v1.apizero.cn/api/ocr-vehicle-license"
+
+
+@dataclass(frozen=True)
+class Settings:
+    results_table: str
+    failure_queue_url: str
+    event_bus_name: str
+    plate_prefix: str = "plates/"
+    license_prefix: str = "vehicle-licenses/"
+    plate_provider: str = "tianapi"
+    license_provider: str = "apizero"
+    tianapi_url: str = DEFAULT_TIANAPI_URL
+    apizero_url: str = DEFAULT_APIZERO_URL
+    # Locally the keys come straight from the environment; in AWS from SSM SecureStrings.
+    tianapi_key: str | None = None
+    apizero_key: str | None = None
+    tianapi_key_parameter: str | None = None
+    apizero_key_parameter: str | None = None
+    max_image_bytes: int = 10 * 1024 * 1024
+    connect_timeout_s: float = 3.05
+    read_timeout_s: float = 20.0
+    # Transient upstream failures are retried inside the invocation, with exponential backoff.
+    max_attempts: int = 3
+    retry_base_delay_s: float = 0.5
+
+    def __repr__(self) -> str:  # never let a key reach a log line through repr()
+        hidden = {"tianapi_key", "apizero_key"}
+        fields = ", ".join(
+            f"{name}={'***' if name in hidden and value else value!r}" for name, value in self.__dict__.items()
+        )
+        return f"Settings({fields})"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+
+        def required(name: str) -> str:
+            value = env.get(name, "").strip()
+            if not value:
+                raise ConfigurationError(f"environment variable {name} is required but not set")
+            return value
+
+        def optional(name: str, default: str | None = None) -> str | None:
+            value = env.get(name, "").strip()
+            return value or default
+
+        def number(name: str, default: float, kind: type = float) -> float:
+            raw = optional(name)
+            if raw is None:
+                return default
+            try:
+                value = kind(raw)
+            except ValueError:
+                raise ConfigurationError(f"environment variable {name} must be a number, got {raw!r}") from None
+            if value <= 0:
+                raise ConfigurationError(f"environment variable {name} must be positive, got {raw!r}")
+            return value
+
+        def choice(name: str, allowed: tuple[str, ...]) -> str:
+            value = optional(name, allowed[0]).lower()
+            if value not in allowed:
+                raise ConfigurationError(f"environment variable {name} must be one of {', '.join(allowed)}, got {value!r}")
+            return value
+
+        settings = cls(
+            results_table=required("RESULTS_TABLE"),
+            failure_queue_url=required("FAILURE_QUEUE_URL"),
+            event_bus_name=required("EVENT_BUS_NAME"),
+            plate_prefix=optional("PLATE_PREFIX", "plates/"),
+            license_prefix=optional("LICENSE_PREFIX", "vehicle-licenses/"),
+            plate_provider=choice("PLATE_PROVIDER", PLATE_PROVIDERS),
+            license_provider=choice("LICENSE_PROVIDER", LICENSE_PROVIDERS),
+            tianapi_url=optional("TIANAPI_URL", DEFAULT_TIANAPI_URL),
+            apizero_url=optional("APIZERO_URL", DEFAULT_APIZERO_URL),
+            tianapi_key=optional("TIANAPI_KEY"),
+            apizero_key=optional("APIZERO_KEY"),
+            tianapi_key_parameter=optional("TIANAPI_KEY_PARAMETER"),
+            apizero_key_parameter=optional("APIZERO_KEY_PARAMETER"),
+            max_image_bytes=int(number("MAX_IMAGE_BYTES", 10 * 1024 * 1024, int)),
+            connect_timeout_s=number("UPSTREAM_CONNECT_TIMEOUT", 3.05),
+            read_timeout_s=number("UPSTREAM_READ_TIMEOUT", 20.0),
+            max_attempts=int(number("UPSTREAM_MAX_ATTEMPTS", 3, int)),
+            retry_base_delay_s=number("UPSTREAM_RETRY_BASE_DELAY", 0.5),
+        )
+        settings._check_consistency()
+        return settings
+
+    def _check_consistency(self) -> None:
+        if self.plate_prefix == self.license_prefix:
+            raise ConfigurationError("PLATE_PREFIX and LICENSE_PREFIX must differ")
+        if self.plate_provider == "tianapi" and not (self.tianapi_key or self.tianapi_key_parameter):
+            raise ConfigurationError("PLATE_PROVIDER=tianapi needs TIANAPI_KEY or TIANAPI_KEY_PARAMETER")
+        if self.license_provider == "apizero" and not (self.apizero_key or self.apizero_key_parameter):
+            raise ConfigurationError("LICENSE_PROVIDER=apizero needs APIZERO_KEY or APIZERO_KEY_PARAMETER")
