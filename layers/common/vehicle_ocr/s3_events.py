@@ -1,0 +1,79 @@
+"""Turn an S3 notification into the objects it announces."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote_plus
+
+from aws_lambda_powertools.utilities.data_classes import S3Event
+
+from vehicle_ocr.shapes import UploadedObject
+
+
+@dataclass(frozen=True)
+class MalformedRecord:
+    record: Any  # the raw event record (or the whole event), for the failure message
+    reason: str  # what is missing, described by structure only, never by value
+
+
+@dataclass
+class ParsedEvent:
+    objects: list[UploadedObject] = field(default_factory=list)
+    malformed: list[MalformedRecord] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)  # event names we do not act on (deletes, test events)
+
+
+def parse_s3_event(event: Any) -> ParsedEvent:
+    """Parse with Powertools' ``S3Event`` data class (moto's events lack fields its parser model requires).
+
+    Keys arrive URL-encoded with ``+`` for spaces (S3 writes a literal ``+`` as ``%2B``), so
+    ``unquote_plus`` is the right decoding.
+    """
+    parsed = ParsedEvent()
+    if not isinstance(event, dict):
+        parsed.malformed.append(MalformedRecord(None, f"event is a {type(event).__name__}, not an object"))
+        return parsed
+    if event.get("Event") == "s3:TestEvent":  # S3 sends this once when the notification is configured
+        parsed.ignored.append("s3:TestEvent")
+        return parsed
+    records = event.get("Records")
+    if not isinstance(records, list) or not records:
+        parsed.malformed.append(MalformedRecord(None, f"event has no Records list: {_outline(event)}"))
+        return parsed
+    for index, record in enumerate(S3Event(event).records):
+        try:
+            event_name = str(record.get("eventName") or "")
+            if event_name and not event_name.startswith("ObjectCreated:"):
+                parsed.ignored.append(event_name)
+                continue
+            s3 = record.s3
+            obj = s3.get_object
+            size = obj.get("size")
+            parsed.objects.append(
+                UploadedObject(
+                    bucket=s3.bucket.name,
+                    key=unquote_plus(obj.key),
+                    size=int(size) if size is not None else None,
+                    etag=obj.etag or None,
+                    version_id=obj.version_id or None,
+                    sequencer=obj.get("sequencer"),
+                    event_time=record.get("eventTime"),
+                )
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            reason = f"record {index}: {type(exc).__name__} {exc} in {_outline(record.raw_event)}"
+            parsed.malformed.append(MalformedRecord(record.raw_event, reason))
+    return parsed
+
+
+def _outline(record: Any) -> str:
+    """The record's structure without its values, for an error message that cannot leak data."""
+
+    def shape(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {name: shape(item) for name, item in value.items()}
+        return type(value).__name__
+
+    return json.dumps(shape(record), sort_keys=True)[:500]
