@@ -1,0 +1,42 @@
+"""RecognizeFunction: S3 ObjectCreated events → one record and one announcement per object.
+
+Thin on purpose: parse the event, hand it to the shared ``vehicle_ocr`` package.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from vehicle_ocr.bootstrap import build_pipeline
+from vehicle_ocr.s3_events import parse_s3_event
+from vehicle_ocr.settings import Settings
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+settings = Settings.from_env()  # fails the cold start loudly, naming what is missing
+pipeline = build_pipeline(settings)
+
+
+@logger.inject_lambda_context(log_event=False)  # the event is safe, but keys and sizes are logged per object
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    parsed = parse_s3_event(event)
+    outcomes = pipeline.process_event(parsed, remaining_s=lambda: context.get_remaining_time_in_millis() / 1000)
+    for outcome in outcomes:
+        if outcome.status:
+            metrics.add_metric(name=f"Recognition{outcome.status.title()}", unit=MetricUnit.Count, value=1)
+    if parsed.malformed:
+        metrics.add_metric(name="MalformedEventRecords", unit=MetricUnit.Count, value=len(parsed.malformed))
+    return {
+        "processed": [
+            {"id": o.record_id, "status": o.status, "outcome": o.detail, "error_code": o.error_code} for o in outcomes
+        ],
+        "malformed": len(parsed.malformed),
+    }

@@ -1,0 +1,32 @@
+"""Wire the pipeline once per process (cold start): clients and the HTTP session are reused."""
+
+from __future__ import annotations
+
+import boto3
+from botocore.config import Config
+
+from vehicle_ocr.pipeline import Pipeline
+from vehicle_ocr.providers import build_recognizers
+from vehicle_ocr.providers.http import new_session
+from vehicle_ocr.publishing import Publisher
+from vehicle_ocr.settings import Settings
+from vehicle_ocr.storage import ResultsStore
+
+# Throttling and transient AWS errors are retried by botocore (standard mode: backoff with jitter).
+AWS_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30)
+
+
+def build_pipeline(settings: Settings, *, session: boto3.Session | None = None) -> Pipeline:
+    session = session or boto3.Session()
+    return Pipeline(
+        settings=settings,
+        s3_client=session.client("s3", config=AWS_CONFIG),
+        store=ResultsStore(settings.results_table, session.client("dynamodb", config=AWS_CONFIG)),
+        publisher=Publisher(
+            events_client=session.client("events", config=AWS_CONFIG),
+            sqs_client=session.client("sqs", config=AWS_CONFIG),
+            event_bus_name=settings.event_bus_name,
+            failure_queue_url=settings.failure_queue_url,
+        ),
+        recognizers=build_recognizers(settings, new_session()),
+    )

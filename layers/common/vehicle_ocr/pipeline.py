@@ -1,0 +1,228 @@
+"""One uploaded object → exactly one record, then one event (success) or one message (failure)."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from botocore.exceptions import ClientError
+
+from vehicle_ocr import shapes
+from vehicle_ocr.errors import PipelineError, RecognitionError
+from vehicle_ocr.images import check_image, check_size
+from vehicle_ocr.normalize.plates import normalize_plate
+from vehicle_ocr.normalize.vehicle_license import normalize_vehicle_license
+from vehicle_ocr.providers.base import ProviderAnswer, Recognizer
+from vehicle_ocr.publishing import Publisher
+from vehicle_ocr.routing import route
+from vehicle_ocr.s3_events import ParsedEvent
+from vehicle_ocr.settings import Settings
+from vehicle_ocr.storage import ResultsStore
+
+logger = Logger(child=True)
+
+# S3 answers these when the object named by the event is gone or was overwritten since.
+_OBJECT_GONE = {"NoSuchKey", "NoSuchVersion", "PreconditionFailed", "412", "404"}
+# Leave this much of the invocation for recording and publishing after the last upstream call.
+_RESERVE_S = 5.0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    record_id: str
+    key: str
+    status: str | None  # SUCCEEDED / FAILED, or None when nothing was done
+    detail: str  # "recognised", "failed", "duplicate", "folder marker"
+    kind: str | None = None
+    provider: str | None = None
+    error_code: str | None = None
+
+
+class OutcomeNotRecorded(RuntimeError):
+    """Some object's outcome could not be recorded or announced: fail the invocation so Lambda retries.
+
+    Objects already done are found on the retry and are neither recognised nor announced again.
+    """
+
+
+class Pipeline:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        s3_client: Any,
+        store: ResultsStore,
+        publisher: Publisher,
+        recognizers: Mapping[str, Recognizer],
+        clock: Callable[[], datetime] = shapes.utc_now,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self.settings = settings
+        self._s3 = s3_client
+        self._store = store
+        self._publisher = publisher
+        self._recognizers = recognizers
+        self._clock = clock
+        self._sleep = sleep
+
+    def process_event(self, parsed: ParsedEvent, *, remaining_s: Callable[[], float] | None = None) -> list[Outcome]:
+        """Process every object of one S3 event; one failing object does not stop the others."""
+        for malformed in parsed.malformed:
+            logger.error("malformed S3 event record", extra={"reason": malformed.reason})
+            self._publisher.report_failure(
+                shapes.malformed_event_message(malformed.record, malformed.reason, failed_at=self._clock())
+            )
+        if parsed.ignored:
+            logger.info("ignored S3 events", extra={"event_names": parsed.ignored})
+        outcomes: list[Outcome] = []
+        unrecorded: list[str] = []
+        for obj in parsed.objects:
+            logger.append_keys(object_key=obj.key, record_id=obj.record_id)
+            try:
+                outcome = self.process(obj, remaining_s=remaining_s)
+            except Exception:
+                logger.exception("outcome not recorded; the invocation will be retried")
+                unrecorded.append(obj.record_id)
+                continue
+            finally:
+                logger.remove_keys(["object_key", "record_id"])
+            logger.info(
+                "object processed",
+                extra={"object_key": obj.key, "record_id": obj.record_id, "outcome": outcome.detail,
+                       "status": outcome.status, "error_code": outcome.error_code},
+            )
+            outcomes.append(outcome)
+        if unrecorded:
+            raise OutcomeNotRecorded(f"{len(unrecorded)} of {len(parsed.objects)} objects not recorded: {unrecorded}")
+        return outcomes
+
+    def process(self, obj: shapes.UploadedObject, *, remaining_s: Callable[[], float] | None = None) -> Outcome:
+        """Drive one object to its terminal outcome.
+
+        Failures of the upload itself (bad image, upstream codes) end as a FAILED record.
+        Failures of AWS (DynamoDB, EventBridge, SQS) propagate so that Lambda retries the
+        invocation; the retry finds the record already written and only publishes.
+        """
+        if obj.is_folder_marker:
+            return Outcome(obj.record_id, obj.key, None, "folder marker")
+
+        stored = self._store.load(obj.record_id)
+        if stored is not None:
+            # A duplicate delivery or a retry after a crash: never call the upstream again.
+            if not stored.notified:
+                self._announce(stored.record, stored.attempts)
+            return Outcome(obj.record_id, obj.key, stored.record["status"], "duplicate", stored.record["kind"])
+
+        record, attempts = self._recognize(obj, remaining_s or (lambda: float("inf")))
+        if not self._store.create(record, attempts=attempts, created_sort_at=self._clock()):
+            # A concurrent delivery recorded first; it announces its own outcome.
+            return Outcome(obj.record_id, obj.key, None, "duplicate", record["kind"])
+        self._announce(record, attempts)
+        error = record.get("error") or {}
+        return Outcome(
+            obj.record_id,
+            obj.key,
+            record["status"],
+            "recognised" if record["status"] == shapes.SUCCEEDED else "failed",
+            record["kind"],
+            record["provider"],
+            error.get("code"),
+        )
+
+    def _recognize(self, obj: shapes.UploadedObject, remaining_s: Callable[[], float]) -> tuple[dict[str, Any], int]:
+        kind: str | None = None
+        provider: str | None = None
+        source = shapes.source_of(obj)
+        attempts = 1
+        try:
+            kind = route(obj.key, self.settings)
+            recognizer = self._recognizers[kind]
+            provider = recognizer.name
+            check_size(obj.size, self.settings.max_image_bytes)
+            image = self._download(obj)
+            source = shapes.source_of(obj, size=len(image), sha256=hashlib.sha256(image).hexdigest())
+            check_image(image, self.settings.max_image_bytes)
+            answer, attempts = self._call(recognizer, image, remaining_s)
+            result = normalize_answer(kind, answer)
+        except RecognitionError as error:
+            attempts = error.attempts
+            logger.info(
+                "recognition failed",
+                extra={"error_code": error.code, "error_source": error.source, "retryable": error.retryable},
+            )
+            record = shapes.failed_record(
+                obj, kind=kind, provider=provider, created_at=self._clock(), source=source, error=error
+            )
+            return record, attempts
+        record = shapes.succeeded_record(
+            obj, kind=kind, provider=provider, created_at=self._clock(), source=source, result=result
+        )
+        return record, attempts
+
+    def _download(self, obj: shapes.UploadedObject) -> bytes:
+        request: dict[str, Any] = {"Bucket": obj.bucket, "Key": obj.key}
+        if obj.version_id:
+            request["VersionId"] = obj.version_id
+        elif obj.etag:
+            # Unversioned bucket: make sure we read the bytes the event announced, not a later overwrite.
+            request["IfMatch"] = obj.etag
+        try:
+            response = self._s3.get_object(**request)
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code"))
+            if code in _OBJECT_GONE:
+                raise PipelineError("pipeline", "OBJECT_NOT_FOUND", f"S3 answered {code}") from exc
+            raise
+        with response["Body"] as body:
+            # Never read more than the maximum plus one byte, whatever the event claimed.
+            return body.read(self.settings.max_image_bytes + 1)
+
+    def _call(
+        self, recognizer: Recognizer, image: bytes, remaining_s: Callable[[], float]
+    ) -> tuple[ProviderAnswer, int]:
+        """Call the upstream, retrying transient failures with full-jitter exponential backoff.
+
+        Only while the invocation has time left for another call plus recording the outcome.
+        """
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return recognizer.recognize(image), attempt
+            except RecognitionError as error:
+                error.attempts = attempt
+                if not error.retryable or attempt >= self.settings.max_attempts:
+                    raise
+                delay = random.uniform(0, self.settings.retry_base_delay_s * 2 ** (attempt - 1))  # noqa: S311
+                needed = delay + self.settings.connect_timeout_s + self.settings.read_timeout_s + _RESERVE_S
+                if remaining_s() < needed:
+                    raise
+                logger.info("retrying upstream", extra={"error_code": error.code, "attempt": attempt})
+                self._sleep(delay)
+
+    def _announce(self, record: dict[str, Any], attempts: int) -> None:
+        if record["status"] == shapes.SUCCEEDED:
+            self._publisher.announce_success(record)
+        else:
+            self._publisher.report_failure(
+                shapes.failure_message(record, attempts=attempts, failed_at=self._clock())
+            )
+        self._store.mark_notified(record["id"], self._clock())
+
+
+def normalize_answer(kind: str, answer: ProviderAnswer) -> list[dict[str, Any]] | dict[str, Any]:
+    if kind == shapes.PLATE:
+        plates = [normalize_plate(raw) for raw in answer.payload]
+        plates = [plate for plate in plates if plate["number"]]
+        if not plates:
+            raise PipelineError(answer.provider, "NO_PLATE_FOUND")
+        return plates
+    licence = normalize_vehicle_license(answer.payload)
+    licence["raw"] = dict(answer.payload)
+    return licence

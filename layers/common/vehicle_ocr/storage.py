@@ -1,0 +1,169 @@
+"""The results table.
+
+Item layout (one table, composite key):
+
+* the record: ``pk=<id>, sk=RECORD`` with the record's fields plus index attributes
+  ``object_ref`` (bucket/key), ``created_sort`` (time#id, a stable order), ``vin``;
+* one sighting per plate number a record names: ``pk=<id>, sk=PLATE#<number>`` with
+  ``plate_number`` and ``created_sort``, so ``by-plate`` finds plate sightings and
+  vehicle licences alike, several plates per image included.
+
+Record and sightings are written in one transaction, conditional on the record not
+existing: a duplicate delivery can never write a second record.
+``notified_at`` is set once the outcome has been published; until then a retry
+publishes again (an outbox on the record itself).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from vehicle_ocr.shapes import VEHICLE_LICENSE, plate_numbers_named
+
+RECORD_SK = "RECORD"
+PLATE_SK_PREFIX = "PLATE#"
+# Attributes the table keeps for indexing and bookkeeping; never part of the record a user sees.
+INTERNAL_ATTRIBUTES = ("pk", "sk", "object_ref", "created_sort", "vin", "notified_at", "attempts")
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+class ResultsStore:
+    def __init__(self, table_name: str, client: Any):
+        self.table_name = table_name
+        self._client = client
+
+    def load(self, record_id: str) -> StoredRecord | None:
+        response = self._client.get_item(
+            TableName=self.table_name, Key=_key(record_id, RECORD_SK), ConsistentRead=True
+        )
+        item = response.get("Item")
+        return StoredRecord.from_item(_from_dynamo(item)) if item else None
+
+    def create(self, record: dict[str, Any], *, attempts: int, created_sort_at: datetime) -> bool:
+        """Write record and sightings atomically.  False when the record already existed."""
+        item = to_item(record, attempts=attempts, created_sort_at=created_sort_at)
+        writes: list[dict[str, Any]] = [
+            {
+                "Put": {
+                    "TableName": self.table_name,
+                    "Item": _to_dynamo(item),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            }
+        ]
+        for number in plate_numbers_named(record):
+            sighting = {
+                "pk": record["id"],
+                "sk": PLATE_SK_PREFIX + number,
+                "plate_number": number,
+                "created_sort": item["created_sort"],
+                "record_kind": record["kind"],
+            }
+            writes.append({"Put": {"TableName": self.table_name, "Item": _to_dynamo(sighting)}})
+        try:
+            self._client.transact_write_items(TransactItems=writes)
+        except ClientError as exc:
+            if _record_already_exists(exc):
+                return False
+            raise
+        return True
+
+    def mark_notified(self, record_id: str, at: datetime) -> None:
+        self._client.update_item(
+            TableName=self.table_name,
+            Key=_key(record_id, RECORD_SK),
+            UpdateExpression="SET notified_at = :at",
+            ExpressionAttributeValues={":at": {"S": at.astimezone(UTC).isoformat()}},
+            ConditionExpression="attribute_exists(pk)",
+        )
+
+
+class StoredRecord:
+    """A record as read back, with the bookkeeping the pipeline needs beside it."""
+
+    def __init__(self, record: dict[str, Any], *, notified: bool, attempts: int):
+        self.record = record
+        self.notified = notified
+        self.attempts = attempts
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> StoredRecord:
+        return cls(from_item(item), notified=bool(item.get("notified_at")), attempts=int(item.get("attempts") or 1))
+
+
+def to_item(record: dict[str, Any], *, attempts: int, created_sort_at: datetime) -> dict[str, Any]:
+    item = dict(record)
+    item.update(
+        pk=record["id"],
+        sk=RECORD_SK,
+        object_ref=f"{record['source']['bucket']}/{record['source']['key']}",
+        # Millisecond time then id: newest-first listings with a total, stable order.
+        created_sort=f"{created_sort_at.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%S.%f')[:-3]}Z#{record['id']}",
+        attempts=attempts,
+    )
+    if record["kind"] == VEHICLE_LICENSE and record.get("vehicle_license", {}).get("vin"):
+        item["vin"] = record["vehicle_license"]["vin"]
+    # Index key attributes must be strings when present: leave them out rather than store NULL.
+    for index_key in ("kind", "status"):
+        if item.get(index_key) is None:
+            item.pop(index_key, None)
+    return item
+
+
+def from_item(item: dict[str, Any]) -> dict[str, Any]:
+    record = {name: value for name, value in item.items() if name not in INTERNAL_ATTRIBUTES}
+    record.setdefault("kind", None)
+    return record
+
+
+def _key(record_id: str, sk: str) -> dict[str, Any]:
+    return {"pk": {"S": record_id}, "sk": {"S": sk}}
+
+
+def _record_already_exists(exc: ClientError) -> bool:
+    error = exc.response.get("Error", {})
+    if error.get("Code") == "ConditionalCheckFailedException":
+        return True
+    if error.get("Code") != "TransactionCanceledException":
+        return False
+    reasons = exc.response.get("CancellationReasons") or []
+    # The record put is the first item; its condition failing means a duplicate, anything else is real.
+    if reasons:
+        return reasons[0].get("Code") == "ConditionalCheckFailed"
+    return "ConditionalCheckFailed" in str(error.get("Message", ""))
+
+
+def _to_dynamo(item: dict[str, Any]) -> dict[str, Any]:
+    return {name: _serializer.serialize(_decimalize(value)) for name, value in item.items()}
+
+
+def _from_dynamo(item: dict[str, Any]) -> dict[str, Any]:
+    return {name: _undecimalize(_deserializer.deserialize(value)) for name, value in item.items()}
+
+
+def _decimalize(value: Any) -> Any:
+    """DynamoDB numbers are Decimals; floats (confidences) go through str to keep their digits."""
+    if isinstance(value, float):
+        return Decimal(str(value))
+    if isinstance(value, dict):
+        return {name: _decimalize(item) for name, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_decimalize(item) for item in value]
+    return value
+
+
+def _undecimalize(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {name: _undecimalize(item) for name, item in value.items()}
+    if isinstance(value, list):
+        return [_undecimalize(item) for item in value]
+    return value
