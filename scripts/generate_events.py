@@ -58,7 +58,9 @@ def main() -> None:
         write(name, event)
 
     # Several records in one event (S3 may batch): a plate, a licence and a second plate.
-    records = [generate(key)["Records"][0] for key in ("plates/lane1/a.jpg", "vehicle-licenses/b.png", "plates/lane2/c.jpg")]
+    records = [
+        generate(key)["Records"][0] for key in ("plates/lane1/a.jpg", "vehicle-licenses/b.png", "plates/lane2/c.jpg")
+    ]
     write("s3-put-multiple-records", {"Records": records})
 
     # A record without an object key (hand-made or truncated event): must end as a MALFORMED_EVENT message.

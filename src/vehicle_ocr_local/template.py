@@ -70,7 +70,7 @@ class LocalResources:
     def resolve(self, value: Any) -> Any:
         """Resolve the intrinsic functions the function environment uses."""
         if isinstance(value, dict) and len(value) == 1:
-            (name, arg), = value.items()
+            ((name, arg),) = value.items()
             if name == "Ref":
                 return self._ref(arg)
             if name == "Fn::GetAtt":

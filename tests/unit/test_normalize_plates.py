@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from vehicle_ocr.normalize.plates import (
     COLOR_CODES,
     PROVINCES,

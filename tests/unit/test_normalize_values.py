@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+
 from vehicle_ocr.normalize.values import (
     MASS_UNITS,
     PERSON_UNITS,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from vehicle_ocr.normalize.vehicle_license import VEHICLE_LICENSE_FIELDS, normalize_vehicle_license
 
 # The response example of apizero ocr-vehicle-license (shared/seeds), verbatim.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from vehicle_ocr.normalize.vin import normalize_vin, vin_check_digit, vin_check_digit_valid
 
 # An independent implementation for cross-checking: the classic "index in this string,

@@ -30,8 +30,9 @@ def test_unknown_prefix_is_unroutable(key):
 
 
 def test_longest_prefix_wins():
-    nested = Settings(results_table="t", failure_queue_url="q", event_bus_name="b",
-                      plate_prefix="in/", license_prefix="in/licences/")
+    nested = Settings(
+        results_table="t", failure_queue_url="q", event_bus_name="b", plate_prefix="in/", license_prefix="in/licences/"
+    )
     assert route("in/licences/a.jpg", nested) == "vehicle_license"
     assert route("in/a.jpg", nested) == "plate"
 
@@ -43,15 +44,27 @@ def obj(**overrides):
 
 def test_failure_message_has_design_shape():
     error = UpstreamError("tianapi", 130)
-    record = shapes.failed_record(obj(), kind="plate", provider="tianapi", created_at=NOW,
-                                  source=shapes.source_of(obj()), error=error)
+    record = shapes.failed_record(
+        obj(), kind="plate", provider="tianapi", created_at=NOW, source=shapes.source_of(obj()), error=error
+    )
     message = shapes.failure_message(record, attempts=3, failed_at=NOW)
     assert message == {
-        "schema_version": 1, "id": record["id"], "kind": "plate", "bucket": "b", "key": "plates/a.jpg",
-        "version_id": None, "etag": "abc",
-        "error": {"code": "130", "source": "upstream", "provider": "tianapi", "message": "API调用频率超限",
-                  "retryable": True},
-        "attempts": 3, "failed_at": "2026-11-21T08:00:03Z",
+        "schema_version": 1,
+        "id": record["id"],
+        "kind": "plate",
+        "bucket": "b",
+        "key": "plates/a.jpg",
+        "version_id": None,
+        "etag": "abc",
+        "error": {
+            "code": "130",
+            "source": "upstream",
+            "provider": "tianapi",
+            "message": "API调用频率超限",
+            "retryable": True,
+        },
+        "attempts": 3,
+        "failed_at": "2026-11-21T08:00:03Z",
     }
     assert shapes.failure_message_attributes(message) == {
         "error_code": {"DataType": "String", "StringValue": "130"},
@@ -61,8 +74,14 @@ def test_failure_message_has_design_shape():
 
 
 def test_unroutable_failure_has_kind_attribute_unknown():
-    record = shapes.failed_record(obj(key="x/a.jpg"), kind=None, provider=None, created_at=NOW,
-                                  source=shapes.source_of(obj()), error=PipelineError("pipeline", "UNROUTABLE"))
+    record = shapes.failed_record(
+        obj(key="x/a.jpg"),
+        kind=None,
+        provider=None,
+        created_at=NOW,
+        source=shapes.source_of(obj()),
+        error=PipelineError("pipeline", "UNROUTABLE"),
+    )
     attributes = shapes.failure_message_attributes(shapes.failure_message(record, attempts=1, failed_at=NOW))
     assert attributes["kind"]["StringValue"] == "unknown"
     assert record["error"]["source"] == "pipeline"

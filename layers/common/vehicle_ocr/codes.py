@@ -8,10 +8,10 @@ must do) is looked up here and nowhere else, so a new code is one new row.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 
-class Action(str, Enum):
+class Action(StrEnum):
     """What an operator has to do before a failed upload can succeed."""
 
     WAIT = "wait"  # transient: retry later, nothing to change
@@ -88,11 +88,31 @@ CODES: dict[tuple[str, str], CodeInfo] = {
             ("IMAGE_TOO_LARGE", "image exceeds the configured maximum size", False, Action.BAD_IMAGE),
             ("NO_PLATE_FOUND", "the recogniser found no licence plate in the image", False, Action.BAD_IMAGE),
             ("UPSTREAM_TIMEOUT", "upstream did not answer in time", True, Action.WAIT),
-            ("UPSTREAM_UNAVAILABLE", "upstream could not be reached or answered with a server error", True, Action.WAIT),
+            (
+                "UPSTREAM_UNAVAILABLE",
+                "upstream could not be reached or answered with a server error",
+                True,
+                Action.WAIT,
+            ),
             ("UPSTREAM_RATE_LIMITED", "upstream refused the request as too frequent (HTTP 429)", True, Action.WAIT),
-            ("UPSTREAM_BAD_RESPONSE", "upstream answered with something that is not its documented JSON", True, Action.WAIT),
-            ("UPSTREAM_HTTP_ERROR", "upstream refused the request with an HTTP error and no code", False, Action.FIX_CONFIG),
-            ("PROVIDER_NOT_AVAILABLE", "the configured provider is not installed in this deployment", False, Action.FIX_CONFIG),
+            (
+                "UPSTREAM_BAD_RESPONSE",
+                "upstream answered with something that is not its documented JSON",
+                True,
+                Action.WAIT,
+            ),
+            (
+                "UPSTREAM_HTTP_ERROR",
+                "upstream refused the request with an HTTP error and no code",
+                False,
+                Action.FIX_CONFIG,
+            ),
+            (
+                "PROVIDER_NOT_AVAILABLE",
+                "the configured provider is not installed in this deployment",
+                False,
+                Action.FIX_CONFIG,
+            ),
             ("CONFIGURATION_ERROR", "the pipeline is misconfigured", False, Action.FIX_CONFIG),
         ],
     ),

@@ -94,8 +94,13 @@ class Pipeline:
                 logger.remove_keys(["object_key", "record_id"])
             logger.info(
                 "object processed",
-                extra={"object_key": obj.key, "record_id": obj.record_id, "outcome": outcome.detail,
-                       "status": outcome.status, "error_code": outcome.error_code},
+                extra={
+                    "object_key": obj.key,
+                    "record_id": obj.record_id,
+                    "outcome": outcome.detail,
+                    "status": outcome.status,
+                    "error_code": outcome.error_code,
+                },
             )
             outcomes.append(outcome)
         if unrecorded:
@@ -210,9 +215,7 @@ class Pipeline:
         if record["status"] == shapes.SUCCEEDED:
             self._publisher.announce_success(record)
         else:
-            self._publisher.report_failure(
-                shapes.failure_message(record, attempts=attempts, failed_at=self._clock())
-            )
+            self._publisher.report_failure(shapes.failure_message(record, attempts=attempts, failed_at=self._clock()))
         self._store.mark_notified(record["id"], self._clock())
 
 

@@ -74,7 +74,9 @@ class Settings:
         def choice(name: str, allowed: tuple[str, ...]) -> str:
             value = optional(name, allowed[0]).lower()
             if value not in allowed:
-                raise ConfigurationError(f"environment variable {name} must be one of {', '.join(allowed)}, got {value!r}")
+                raise ConfigurationError(
+                    f"environment variable {name} must be one of {', '.join(allowed)}, got {value!r}"
+                )
             return value
 
         settings = cls(

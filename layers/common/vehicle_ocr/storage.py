@@ -40,9 +40,7 @@ class ResultsStore:
         self._client = client
 
     def load(self, record_id: str) -> StoredRecord | None:
-        response = self._client.get_item(
-            TableName=self.table_name, Key=_key(record_id, RECORD_SK), ConsistentRead=True
-        )
+        response = self._client.get_item(TableName=self.table_name, Key=_key(record_id, RECORD_SK), ConsistentRead=True)
         item = response.get("Item")
         return StoredRecord.from_item(_from_dynamo(item)) if item else None
 

@@ -1,0 +1,228 @@
+"""Shared fixtures: a moto server reached over HTTP, the stack's resources built from template.yaml,
+the local upstream server, and the real RecognizeFunction handler loaded under its own module name."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import os
+import socket
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import requests
+from moto.server import ThreadedMotoServer
+from PIL import Image, ImageDraw
+
+from tests.fakes.fixtures import APIZERO_TEST_KEY, TIANAPI_TEST_KEY
+from vehicle_ocr_local.template import create_resources
+
+ROOT = Path(__file__).resolve().parent.parent
+EVENTS = ROOT / "events"
+
+pytest_plugins = ["tests.fakes.fixtures"]
+
+# No test may reach a real AWS account, whatever the developer's shell has configured.
+for _name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+    os.environ.pop(_name, None)
+os.environ.update(
+    AWS_ACCESS_KEY_ID="testing",
+    AWS_SECRET_ACCESS_KEY="testing",
+    AWS_DEFAULT_REGION="us-east-1",
+    AWS_REGION="us-east-1",
+    POWERTOOLS_TRACE_DISABLED="1",
+    POWERTOOLS_SERVICE_NAME="vehicle-ocr",
+    POWERTOOLS_METRICS_NAMESPACE="VehicleOcr",
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """One moto server for the session, reached over real HTTP like AWS itself."""
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    previous = os.environ.get("AWS_ENDPOINT_URL")
+    os.environ["AWS_ENDPOINT_URL"] = endpoint  # every boto3 client, the handler's included, goes here
+    yield endpoint
+    server.stop()
+    if previous is None:
+        os.environ.pop("AWS_ENDPOINT_URL", None)
+    else:
+        os.environ["AWS_ENDPOINT_URL"] = previous
+
+
+@dataclass
+class Stack:
+    """The emulated stack: resources from template.yaml, plus a queue that watches the event bus."""
+
+    session: boto3.Session
+    resources: Any
+    bucket: str
+    events_queue_url: str
+
+    def client(self, service: str) -> Any:
+        return self.session.client(service)
+
+    @property
+    def table(self) -> str:
+        return self.resources.refs["ResultsTable"]
+
+    @property
+    def failure_queue_url(self) -> str:
+        return self.resources.refs["FailureQueue"]
+
+    def put_image(self, key: str, body: bytes) -> dict[str, Any]:
+        response = self.client("s3").put_object(Bucket=self.bucket, Key=key, Body=body)
+        return {"size": len(body), "eTag": response["ETag"].strip('"'), "versionId": response.get("VersionId")}
+
+    def records(self) -> list[dict[str, Any]]:
+        """Every record item (not the plate sightings) in the results table."""
+        from vehicle_ocr.storage import RECORD_SK, _from_dynamo, from_item
+
+        items = []
+        paginator = self.client("dynamodb").get_paginator("scan")
+        for page in paginator.paginate(TableName=self.table):
+            items.extend(_from_dynamo(item) for item in page["Items"])
+        return [from_item(item) for item in items if item["sk"] == RECORD_SK]
+
+    def sightings(self) -> list[dict[str, Any]]:
+        from vehicle_ocr.storage import PLATE_SK_PREFIX, _from_dynamo
+
+        scan = self.client("dynamodb").scan(TableName=self.table)["Items"]
+        return [_from_dynamo(item) for item in scan if item["sk"]["S"].startswith(PLATE_SK_PREFIX)]
+
+    def drain(self, queue_url: str) -> list[dict[str, Any]]:
+        """Receive and delete everything in a queue (messages with their attributes)."""
+        sqs = self.client("sqs")
+        received: list[dict[str, Any]] = []
+        while True:
+            batch = sqs.receive_message(
+                QueueUrl=queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], WaitTimeSeconds=0
+            ).get("Messages", [])
+            if not batch:
+                return received
+            for message in batch:
+                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+            received.extend(batch)
+
+    def failure_messages(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "body": json.loads(m["Body"]),
+                "attributes": {k: v["StringValue"] for k, v in m["MessageAttributes"].items()},
+            }
+            for m in self.drain(self.failure_queue_url)
+        ]
+
+    def success_events(self) -> list[dict[str, Any]]:
+        return [json.loads(m["Body"]) for m in self.drain(self.events_queue_url)]
+
+
+@pytest.fixture
+def stack(moto_endpoint: str) -> Stack:
+    """A fresh emulated stack per test: moto reset, then every resource created from template.yaml."""
+    requests.post(f"{moto_endpoint}/moto-api/reset", timeout=10).raise_for_status()
+    session = boto3.Session(region_name="us-east-1")
+    resources = create_resources(session)
+    # Watch the bus the way a downstream consumer would: a rule into a queue.
+    sqs = session.client("sqs")
+    events_queue_url = sqs.create_queue(QueueName="test-success-events")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=events_queue_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    events = session.client("events")
+    bus = resources.refs["EventBus"]
+    events.put_rule(Name="watch-all", EventBusName=bus, EventPattern=json.dumps({"source": ["vehicle-ocr"]}))
+    events.put_targets(Rule="watch-all", EventBusName=bus, Targets=[{"Id": "queue", "Arn": queue_arn}])
+    return Stack(session, resources, resources.refs["ImagesBucket"], events_queue_url)
+
+
+@dataclass
+class FakeLambdaContext:
+    """What Powertools reads from the Lambda context object."""
+
+    function_name: str = "RecognizeFunction"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:RecognizeFunction"
+    aws_request_id: str = ""
+    remaining_ms: int = 60_000
+
+    def __post_init__(self) -> None:
+        self.aws_request_id = self.aws_request_id or str(uuid.uuid4())
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+@pytest.fixture
+def lambda_context() -> FakeLambdaContext:
+    return FakeLambdaContext()
+
+
+def load_function_module(function: str, module_name: str) -> Any:
+    """Import functions/<function>/app.py under a distinct name: two app.py files must not collide."""
+    path = ROOT / "functions" / function / "app.py"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def recognize_env(stack: Stack, fake_upstream: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """RecognizeFunction's environment as template.yaml defines it, pointed at the local upstream.
+
+    Keys come from the environment locally (DESIGN.md), so the SSM parameter names are dropped.
+    """
+    env = stack.resources.function_environment("RecognizeFunction")
+    env.update(
+        TIANAPI_URL=fake_upstream.tianapi_url,
+        APIZERO_URL=fake_upstream.apizero_url,
+        TIANAPI_KEY=TIANAPI_TEST_KEY,
+        APIZERO_KEY=APIZERO_TEST_KEY,
+        UPSTREAM_READ_TIMEOUT="1.0",
+        UPSTREAM_RETRY_BASE_DELAY="0.01",
+    )
+    env.pop("TIANAPI_KEY_PARAMETER", None)
+    env.pop("APIZERO_KEY_PARAMETER", None)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("TIANAPI_KEY_PARAMETER", raising=False)
+    monkeypatch.delenv("APIZERO_KEY_PARAMETER", raising=False)
+    return env
+
+
+@pytest.fixture
+def recognize_app(recognize_env: dict[str, str]) -> Any:
+    """The real handler module, imported fresh (cold start) with the stack's environment."""
+    return load_function_module("recognize", "recognize_app")
+
+
+def load_event(name: str) -> dict[str, Any]:
+    return json.loads((EVENTS / name).read_text(encoding="utf-8"))
+
+
+def make_jpeg(seed: int = 0, size: tuple[int, int] = (64, 32)) -> bytes:
+    """A small, valid, distinct JPEG per seed (distinct bytes → distinct sha256)."""
+    image = Image.new("RGB", size, (seed * 37 % 256, seed * 91 % 256, seed * 53 % 256))
+    ImageDraw.Draw(image).text((2, 2), str(seed), fill=(255, 255, 255))
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
