@@ -21,8 +21,9 @@ import requests
 from moto.server import ThreadedMotoServer
 from PIL import Image, ImageDraw
 
-from tests.fakes.fixtures import APIZERO_TEST_KEY, TIANAPI_TEST_KEY
-from vehicle_ocr_local.template import create_resources
+pytest.register_assert_rewrite("tests.fakes")  # before importing from it, so its asserts are rewritten too
+from tests.fakes.fixtures import APIZERO_TEST_KEY, TIANAPI_TEST_KEY  # noqa: E402
+from vehicle_ocr_local.template import create_resources  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"

@@ -7,7 +7,6 @@ from botocore.config import Config
 
 from vehicle_ocr.pipeline import Pipeline
 from vehicle_ocr.providers import build_recognizers
-from vehicle_ocr.providers.http import new_session
 from vehicle_ocr.publishing import Publisher
 from vehicle_ocr.settings import Settings
 from vehicle_ocr.storage import ResultsStore
@@ -28,5 +27,5 @@ def build_pipeline(settings: Settings, *, session: boto3.Session | None = None) 
             event_bus_name=settings.event_bus_name,
             failure_queue_url=settings.failure_queue_url,
         ),
-        recognizers=build_recognizers(settings, new_session()),
+        recognizers=build_recognizers(settings),  # one pooled HTTP session per process
     )

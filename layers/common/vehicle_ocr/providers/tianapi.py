@@ -1,0 +1,76 @@
+"""tianapi licence-plate recognition (``licenseplate/index``, seeds/000_d2304e3ca4febe02.txt).
+
+POST ``application/x-www-form-urlencoded`` with ``key`` and ``img`` (base64).  ``code`` 200
+is success (and billed); every other code is an error listed in ``vehicle_ocr.codes``.
+``result`` comes as one plate object, a list of them, or an object holding such a list;
+all three are flattened into a list of raw plate dicts.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import requests
+
+from vehicle_ocr.errors import PipelineError, UpstreamError
+from vehicle_ocr.providers.base import KeySource, ProviderAnswer
+from vehicle_ocr.providers.http import Timeout, answer_code, answer_message, post_json_answer
+
+SUCCESS = 200
+PLATE_FIELDS = ("number", "color")
+
+
+class TianapiPlateRecognizer:
+    name = "tianapi"
+    kind = "plate"
+
+    def __init__(self, url: str, api_key: KeySource, session: requests.Session, timeout: Timeout):
+        self.url = url
+        self._api_key = api_key
+        self._session = session
+        self.timeout = timeout
+
+    def __repr__(self) -> str:
+        return f"TianapiPlateRecognizer(url={self.url!r}, timeout={self.timeout!r})"
+
+    def recognize(self, image: bytes) -> ProviderAnswer:
+        form = {"key": self._api_key(), "img": base64.b64encode(image).decode("ascii")}
+        status, body = post_json_answer(self._session, self.url, provider=self.name, timeout=self.timeout, data=form)
+        code = answer_code(body, provider=self.name, status=status)
+        if code != SUCCESS:
+            raise UpstreamError(self.name, code, answer_message(body))
+        if not 200 <= status < 300:
+            raise PipelineError(self.name, "UPSTREAM_BAD_RESPONSE", f"success code with HTTP {status}")
+        return ProviderAnswer(provider=self.name, payload=flatten_result(body.get("result")))
+
+
+def _is_plate(value: Any) -> bool:
+    return isinstance(value, dict) and any(field in value for field in PLATE_FIELDS)
+
+
+def flatten_result(result: Any) -> list[dict[str, Any]]:
+    """Turn any documented ``result`` shape into a list of raw plate dicts.
+
+    ``{"color", "number"}`` → one plate; ``[{...}, ...]`` → those plates; an object whose
+    values include lists of plate dicts (``{"list": [...]}`` or any other key) → all of
+    them.  Missing or empty results give an empty list (the caller decides what "no
+    plate" means); anything else is ``UPSTREAM_BAD_RESPONSE``.
+    """
+    if result is None or result == {} or result == []:
+        return []
+    if _is_plate(result):
+        return [dict(result)]
+    if isinstance(result, list):
+        if all(isinstance(item, dict) for item in result):
+            return [dict(item) for item in result]
+        raise PipelineError("tianapi", "UPSTREAM_BAD_RESPONSE", "result list holds non-object items")
+    if isinstance(result, dict):
+        lists = [value for value in result.values() if isinstance(value, list)]
+        plate_lists = [value for value in lists if all(isinstance(item, dict) for item in value)]
+        if plate_lists:
+            return [dict(item) for value in plate_lists for item in value]
+        raise PipelineError(
+            "tianapi", "UPSTREAM_BAD_RESPONSE", "result object holds neither a plate nor a list of plates"
+        )
+    raise PipelineError("tianapi", "UPSTREAM_BAD_RESPONSE", f"result is a {type(result).__name__}")
