@@ -43,13 +43,9 @@ integration: install
 test: lint check-template
 	$(BIN)/pytest -q
 
-# SAM builds the layer with python3.12 (the Lambda runtime). With pyenv, its 3.12 is added to the path.
+# SAM builds the layer with python3.12 (the Lambda runtime); pyenv's 3.12 is picked up if needed.
 build: install
-	@py312=$$(command -v pyenv >/dev/null 2>&1 && pyenv versions --bare 2>/dev/null | grep -E '^3\.12' | tail -1); \
-	if ! python3.12 --version >/dev/null 2>&1 && [ -n "$$py312" ]; then \
-		export PYENV_VERSION="$$(pyenv version-name):$$py312"; \
-	fi; \
-	SAM_CLI_TELEMETRY=0 $(BIN)/sam build
+	scripts/sam-build.sh
 
 events: install
 	$(BIN)/python scripts/generate_events.py

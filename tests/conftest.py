@@ -216,6 +216,20 @@ def recognize_app(recognize_env: dict[str, str]) -> Any:
     return load_function_module("recognize", "recognize_app")
 
 
+@pytest.fixture
+def captured_logs(recognize_app: Any) -> Iterator[io.StringIO]:
+    """Everything the handler's Powertools logger writes (it binds its stream at import time)."""
+    import logging
+
+    buffer = io.StringIO()
+    handlers = [h for h in logging.getLogger(os.environ["POWERTOOLS_SERVICE_NAME"]).handlers if hasattr(h, "setStream")]
+    assert handlers, "the Powertools logger has no stream handler"
+    previous = [handler.setStream(buffer) for handler in handlers]
+    yield buffer
+    for handler, stream in zip(handlers, previous, strict=True):
+        handler.setStream(stream)
+
+
 def load_event(name: str) -> dict[str, Any]:
     return json.loads((EVENTS / name).read_text(encoding="utf-8"))
 
