@@ -42,7 +42,7 @@ class ResultsStore:
     def load(self, record_id: str) -> StoredRecord | None:
         response = self._client.get_item(TableName=self.table_name, Key=_key(record_id, RECORD_SK), ConsistentRead=True)
         item = response.get("Item")
-        return StoredRecord.from_item(_from_dynamo(item)) if item else None
+        return StoredRecord.from_item(from_dynamo(item)) if item else None
 
     def create(self, record: dict[str, Any], *, attempts: int, created_sort_at: datetime) -> bool:
         """Write record and sightings atomically.  False when the record already existed."""
@@ -142,7 +142,7 @@ def _to_dynamo(item: dict[str, Any]) -> dict[str, Any]:
     return {name: _serializer.serialize(_decimalize(value)) for name, value in item.items()}
 
 
-def _from_dynamo(item: dict[str, Any]) -> dict[str, Any]:
+def from_dynamo(item: dict[str, Any]) -> dict[str, Any]:
     return {name: _undecimalize(_deserializer.deserialize(value)) for name, value in item.items()}
 
 
