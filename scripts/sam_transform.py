@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -85,6 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     # samtranslator reads the region (for ARN partitions) from boto3's session; no call is made.
     os.environ.setdefault("AWS_DEFAULT_REGION", args.region)
     os.environ.setdefault("AWS_REGION", args.region)
+
+    # No feature-toggle config offline: every toggle counts as off (as for the CLI), and the
+    # translator warns once per lookup ("Feature '...' not available"); that is noise here.
+    logging.getLogger("samtranslator.feature_toggle.feature_toggle").setLevel(logging.ERROR)
 
     template: dict[str, Any] = yaml_parse(Path(args.template).read_text(encoding="utf-8"))
     replace_local_code_uris(template)
