@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install lint format check-template unit integration test build events clean
+.PHONY: help install lint format check-template unit integration test build events openapi clean
 
 help:
 	@echo "make test            install, lint, check the template, run every test (what CI runs)"
@@ -12,6 +12,7 @@ help:
 	@echo "make check-template  sam validate (--lint), cfn-lint on the transformed template, checkov"
 	@echo "make build           sam build (needs python3.12 on PATH; pyenv's 3.12 is picked up)"
 	@echo "make events          regenerate events/ with sam local generate-event"
+	@echo "make openapi         regenerate docs/openapi.json from the query API's routes"
 	@echo "make format          ruff format + import sorting"
 
 # The virtualenv is rebuilt when pyproject.toml changes.
@@ -49,6 +50,9 @@ build: install
 
 events: install
 	$(BIN)/python scripts/generate_events.py
+
+openapi: install
+	$(BIN)/python scripts/generate_openapi.py
 
 clean:
 	rm -rf .aws-sam build .pytest_cache .ruff_cache

@@ -93,19 +93,19 @@ class Stack:
 
     def records(self) -> list[dict[str, Any]]:
         """Every record item (not the plate sightings) in the results table."""
-        from vehicle_ocr.storage import RECORD_SK, _from_dynamo, from_item
+        from vehicle_ocr.storage import RECORD_SK, from_dynamo, from_item
 
         items = []
         paginator = self.client("dynamodb").get_paginator("scan")
         for page in paginator.paginate(TableName=self.table):
-            items.extend(_from_dynamo(item) for item in page["Items"])
+            items.extend(from_dynamo(item) for item in page["Items"])
         return [from_item(item) for item in items if item["sk"] == RECORD_SK]
 
     def sightings(self) -> list[dict[str, Any]]:
-        from vehicle_ocr.storage import PLATE_SK_PREFIX, _from_dynamo
+        from vehicle_ocr.storage import PLATE_SK_PREFIX, from_dynamo
 
         scan = self.client("dynamodb").scan(TableName=self.table)["Items"]
-        return [_from_dynamo(item) for item in scan if item["sk"]["S"].startswith(PLATE_SK_PREFIX)]
+        return [from_dynamo(item) for item in scan if item["sk"]["S"].startswith(PLATE_SK_PREFIX)]
 
     def drain(self, queue_url: str) -> list[dict[str, Any]]:
         """Receive and delete everything in a queue (messages with their attributes)."""
@@ -217,16 +217,29 @@ def recognize_app(recognize_env: dict[str, str]) -> Any:
 
 
 @pytest.fixture
-def captured_logs(recognize_app: Any) -> Iterator[io.StringIO]:
-    """Everything the handler's Powertools logger writes (it binds its stream at import time)."""
-    import logging
+def query_app(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The real QueryFunction module with its environment from template.yaml."""
+    for name, value in stack.resources.function_environment("QueryFunction").items():
+        monkeypatch.setenv(name, value)
+    return load_function_module("query", "query_app")
 
-    buffer = io.StringIO()
-    handlers = [h for h in logging.getLogger(os.environ["POWERTOOLS_SERVICE_NAME"]).handlers if hasattr(h, "setStream")]
-    assert handlers, "the Powertools logger has no stream handler"
-    previous = [handler.setStream(buffer) for handler in handlers]
-    yield buffer
-    for handler, stream in zip(handlers, previous, strict=True):
+
+@pytest.fixture
+def capture_logs() -> Iterator[Any]:
+    """``capture_logs(app_module)`` → a buffer receiving everything that function's Powertools logger writes.
+
+    Powertools binds its stream handler at import time, so pytest's capsys never sees it.
+    """
+    restore: list[tuple[Any, Any]] = []
+
+    def capture(app_module: Any) -> io.StringIO:
+        buffer = io.StringIO()
+        handler = app_module.logger.registered_handler
+        restore.append((handler, handler.setStream(buffer)))
+        return buffer
+
+    yield capture
+    for handler, stream in restore:
         handler.setStream(stream)
 
 

@@ -20,8 +20,9 @@ def json_lines(text: str) -> list[dict]:
 
 
 def test_logs_are_correlated_and_free_of_personal_data(
-    stack, recognize_app, lambda_context, fake_upstream, captured_logs, capsys
+    stack, recognize_app, lambda_context, fake_upstream, capture_logs, capsys
 ):
+    logs = capture_logs(recognize_app)
     # Given a vehicle licence naming its owner and address, and a plate upload that fails upstream
     licence = make_jpeg(seed=21)
     fake_upstream.set_answer(licence, dict(DEFAULT_VEHICLE_LICENSE, owner=OWNER, address=ADDRESS))
@@ -36,10 +37,10 @@ def test_logs_are_correlated_and_free_of_personal_data(
     # When the handler processes them
     recognize_app.lambda_handler(event, lambda_context)
     output = capsys.readouterr()
-    text = captured_logs.getvalue() + output.out + output.err
+    text = logs.getvalue() + output.out + output.err
 
     # Then every processed object has a structured line with its key and the invocation's request id
-    lines = json_lines(captured_logs.getvalue())
+    lines = json_lines(logs.getvalue())
     processed = [line for line in lines if line.get("message") == "object processed"]
     assert sorted(line["object_key"] for line in processed) == [
         "plates/lane1/a.jpg",
