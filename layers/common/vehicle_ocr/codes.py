@@ -87,6 +87,12 @@ CODES: dict[tuple[str, str], CodeInfo] = {
             ("IMAGE_CORRUPT", "image data is truncated or corrupt", False, Action.BAD_IMAGE),
             ("IMAGE_TOO_LARGE", "image exceeds the configured maximum size", False, Action.BAD_IMAGE),
             ("NO_PLATE_FOUND", "the recogniser found no licence plate in the image", False, Action.BAD_IMAGE),
+            (
+                "NO_LICENSE_FOUND",
+                "the recogniser found no vehicle-licence fields in the image",
+                False,
+                Action.BAD_IMAGE,
+            ),
             ("UPSTREAM_TIMEOUT", "upstream did not answer in time", True, Action.WAIT),
             (
                 "UPSTREAM_UNAVAILABLE",
