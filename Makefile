@@ -4,9 +4,11 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install lint format check-template unit integration test build events openapi clean
+.PHONY: help install lint format check-template unit integration test build events openapi up demo clean
 
 help:
+	@echo "make demo            the whole pipeline on the sample images, locally; prints a table"
+	@echo "make up              the local stack, kept running (AWS on :4566, query API on :3000)"
 	@echo "make test            install, lint, check the template, run every test (what CI runs)"
 	@echo "make lint            ruff check + ruff format --check"
 	@echo "make check-template  sam validate (--lint), cfn-lint on the transformed template, checkov"
@@ -43,6 +45,12 @@ integration: install
 
 test: lint check-template
 	$(BIN)/pytest -q
+
+demo: install
+	$(BIN)/vehicle-ocr demo
+
+up: install
+	$(BIN)/vehicle-ocr up
 
 # SAM builds the layer with python3.12 (the Lambda runtime); pyenv's 3.12 is picked up if needed.
 build: install

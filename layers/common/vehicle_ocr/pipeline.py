@@ -83,7 +83,8 @@ class Pipeline:
         outcomes: list[Outcome] = []
         unrecorded: list[str] = []
         for obj in parsed.objects:
-            logger.append_keys(object_key=obj.key, record_id=obj.record_id)
+            # Thread-safe keys: the local stack runs several invocations in one process.
+            logger.thread_safe_append_keys(object_key=obj.key, record_id=obj.record_id)
             try:
                 outcome = self.process(obj, remaining_s=remaining_s)
             except Exception:
@@ -91,7 +92,7 @@ class Pipeline:
                 unrecorded.append(obj.record_id)
                 continue
             finally:
-                logger.remove_keys(["object_key", "record_id"])
+                logger.thread_safe_remove_keys(["object_key", "record_id"])
             logger.info(
                 "object processed",
                 extra={

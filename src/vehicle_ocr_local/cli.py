@@ -1,0 +1,209 @@
+"""`vehicle-ocr`: the local stack from the command line.
+
+vehicle-ocr up [--aws-port 4566] [--api-port 3000]   the stack, kept running until Ctrl-C
+vehicle-ocr demo [--samples samples]                   everything on the sample images, then a table
+vehicle-ocr upload FILE... --kind plate                put images into a running stack
+vehicle-ocr results [--kind K] [--status S]            what a running stack recognised
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from vehicle_ocr_local.stack import REPO_ROOT, LocalStack, StackConfig
+
+DEFAULT_AWS = "http://127.0.0.1:4566"
+DEFAULT_API = "http://127.0.0.1:3000"
+PREFIXES = {"plate": "plates/", "vehicle_license": "vehicle-licenses/"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="vehicle-ocr", description="vehicle-ocr's local stack")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    up = commands.add_parser("up", help="run the stack until interrupted")
+    up.add_argument("--aws-port", type=int, default=4566, help="the AWS emulator's port (default 4566)")
+    up.add_argument("--api-port", type=int, default=3000, help="the query API's port (default 3000)")
+    up.add_argument("--concurrency", type=int, default=4, help="recognitions at once (default 4)")
+
+    demo = commands.add_parser("demo", help="recognise the sample images, print a table, exit")
+    demo.add_argument(
+        "--samples", type=Path, default=REPO_ROOT / "samples", help="folder with plates/ and vehicle-licenses/"
+    )
+    demo.add_argument("--concurrency", type=int, default=2, help="recognitions at once (default 2)")
+    demo.add_argument("--timeout", type=float, default=900, help="seconds to wait for every sample")
+
+    upload = commands.add_parser("upload", help="upload images into a running stack")
+    upload.add_argument("files", nargs="+", type=Path)
+    upload.add_argument("--kind", choices=sorted(PREFIXES), required=True)
+    upload.add_argument("--endpoint", default=DEFAULT_AWS, help=f"the stack's AWS endpoint (default {DEFAULT_AWS})")
+    upload.add_argument("--bucket", default="vehicle-ocr-images")
+
+    results = commands.add_parser("results", help="list recognised records of a running stack")
+    results.add_argument("--api", default=DEFAULT_API, help=f"the query API (default {DEFAULT_API})")
+    results.add_argument("--kind", choices=sorted(PREFIXES))
+    results.add_argument("--status", choices=["SUCCEEDED", "FAILED"])
+    results.add_argument("--limit", type=int, default=50)
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    return {"up": run_up, "demo": run_demo, "upload": run_upload, "results": run_results}[args.command](args)
+
+
+# ------------------------------------------------------------------------------------------------ up
+def run_up(args: argparse.Namespace) -> int:
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    config = StackConfig(aws_port=args.aws_port, api_port=args.api_port, concurrency=args.concurrency)
+    with LocalStack(config) as stack:
+        bucket = config.bucket
+        print(f"AWS endpoint : {stack.aws_endpoint}")
+        aws = f"aws --endpoint-url {stack.aws_endpoint}"
+        print(f"  upload     : {aws} s3 cp car.jpg s3://{bucket}/plates/car.jpg")
+        print(f"  successes  : {aws} sqs receive-message --queue-url {stack.events_queue_url}")
+        print(f"  failures   : {aws} sqs receive-message --queue-url {stack.resources.refs['FailureQueue']}")
+        print(f"Query API    : {stack.api_url}   (curl {stack.api_url}/results)")
+        print(f"Providers    : plate={stack.providers['plate']} vehicle_license={stack.providers['vehicle_license']}")
+        print("vehicle-ocr local stack ready (Ctrl-C stops it)", flush=True)
+        stop.wait()
+        print("stopping", flush=True)
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------ demo
+def sample_files(samples: Path) -> list[tuple[str, Path]]:
+    """(object key, file) for every image under samples/plates and samples/vehicle-licenses."""
+    found = []
+    for prefix in PREFIXES.values():
+        folder = samples / prefix.rstrip("/")
+        for path in sorted(folder.glob("*")):
+            if path.suffix.lower() in IMAGE_SUFFIXES:
+                found.append((f"{prefix}{path.name}", path))
+    return found
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console()
+    files = sample_files(args.samples)
+    if not files:
+        console.print(f"[red]no sample images under {args.samples}[/red]")
+        return 2
+    config = StackConfig(aws_port=0, api_port=0, concurrency=args.concurrency, quiet=True)
+    with console.status("starting the local stack (AWS emulator, functions, query API)"):
+        stack = LocalStack(config).start()
+    try:
+        console.print(
+            f"stack ready: AWS {stack.aws_endpoint}, query API {stack.api_url}; providers "
+            f"plate={stack.providers['plate']}, vehicle_license={stack.providers['vehicle_license']}"
+        )
+        with Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+        ) as progress:
+            uploading = progress.add_task("uploading  ", total=len(files))
+            for key, path in files:
+                stack.upload(key, path.read_bytes())
+                progress.advance(uploading)
+            recognising = progress.add_task("recognising", total=len(files))
+            done = stack.wait_for(
+                len(files), timeout_s=args.timeout, on_progress=lambda n: progress.update(recognising, completed=n)
+            )
+        records = fetch_all(stack.api_url)
+        print_table(console, records, [key for key, _ in files])
+        succeeded = sum(record["status"] == "SUCCEEDED" for record in records)
+        console.print(
+            f"{len(files)} uploaded, {done} processed: {succeeded} SUCCEEDED, {len(records) - succeeded} FAILED"
+            + (f", {stack.stats.dead_lettered} invocations dead-lettered" if stack.stats.dead_lettered else "")
+        )
+        return 0 if done >= len(files) else 1
+    finally:
+        stack.stop()
+
+
+def fetch_all(api_url: str, **filters: str) -> list[dict[str, Any]]:
+    import requests
+
+    records, cursor = [], None
+    while True:
+        params = {**filters, "limit": "100", **({"cursor": cursor} if cursor else {})}
+        page = requests.get(f"{api_url}/results", params=params, timeout=30)
+        page.raise_for_status()
+        body = page.json()
+        records.extend(body["items"])
+        cursor = body["cursor"]
+        if not cursor:
+            return records
+
+
+def summary(record: dict[str, Any]) -> str:
+    """Plates, or plate number and VIN, or error code and message: never owner or address."""
+    if record["status"] == "FAILED":
+        return f"{record['error']['code']}: {record['error']['message']}"
+    if record["kind"] == "plate":
+        return ", ".join(f"{p['number']} ({p['color']}, {p['kind']})" for p in record["plates"])
+    licence = record["vehicle_license"]
+    return f"{licence.get('plate_number') or '-'}  VIN {licence.get('vin') or '-'}"
+
+
+def print_table(console: Any, records: list[dict[str, Any]], keys: list[str] | None = None) -> None:
+    from rich.table import Table
+
+    by_key = {record["source"]["key"]: record for record in records}
+    order = keys or sorted(by_key)
+    table = Table(title="vehicle-ocr results")
+    for column in ("object", "kind", "status", "result"):
+        table.add_column(column)
+    for key in order:
+        record = by_key.get(key)
+        if record is None:
+            table.add_row(key, "", "[yellow]not processed[/yellow]", "")
+            continue
+        colour = "green" if record["status"] == "SUCCEEDED" else "red"
+        table.add_row(key, record["kind"] or "-", f"[{colour}]{record['status']}[/{colour}]", summary(record))
+    console.print(table)
+
+
+# ------------------------------------------------------------------------------------------------ upload / results
+def run_upload(args: argparse.Namespace) -> int:
+    import boto3
+
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=args.endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "local"),
+        aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
+    )
+    for path in args.files:
+        key = PREFIXES[args.kind] + path.name
+        s3.put_object(Bucket=args.bucket, Key=key, Body=path.read_bytes())
+        print(f"uploaded s3://{args.bucket}/{key}")
+    return 0
+
+
+def run_results(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    filters = {name: value for name, value in (("kind", args.kind), ("status", args.status)) if value}
+    records = fetch_all(args.api, **filters)[: args.limit]
+    if not sys.stdout.isatty():
+        print(json.dumps(records, ensure_ascii=False, indent=2))
+        return 0
+    print_table(Console(), records)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,370 @@
+"""The whole stack on one machine: no AWS account, no network.
+
+* AWS is moto's server, reached over HTTP by boto3 like the real thing.
+* The stack's resources are created from template.yaml (``vehicle_ocr_local.template``).
+* The bucket notifies a queue (moto cannot run Lambda here) with the prefix filters of
+  RecognizeFunction's S3 events; a dispatcher drains it and invokes the real handler with
+  the real event, several at a time, retrying failed invocations the way Lambda retries
+  asynchronous ones (two retries, then the on-failure destination queue).
+* Successes on the event bus are copied into a local queue by a rule, so they can be watched.
+* The query API is the real QueryFunction behind the local API Gateway adapter.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib.util
+import json
+import logging
+import os
+import socket
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import boto3
+import requests
+from moto.server import ThreadedMotoServer
+
+from vehicle_ocr_local.api_gateway import LocalApiServer, LocalLambdaContext, routes_from_template
+from vehicle_ocr_local.template import LOCAL_BUCKET, REGION, LocalResources, create_resources, load_template
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+FUNCTIONS = REPO_ROOT / "functions"
+NOTIFICATION_QUEUE = "vehicle-ocr-local-s3-notifications"
+EVENTS_QUEUE = "vehicle-ocr-local-success-events"
+# Lambda retries a failed asynchronous invocation twice (after about 1 and 2 minutes); locally, seconds.
+DEFAULT_RETRY_DELAYS_S = (1.0, 2.0)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def choose_provider(env: Mapping[str, str], kind_variable: str, upstream: str, key_variable: str) -> str:
+    """DESIGN.md: the upstream when its key is set, otherwise the offline engine; the variable forces a choice."""
+    forced = env.get(kind_variable, "").strip().lower()
+    if forced:
+        return forced
+    return upstream if env.get(key_variable, "").strip() else "local"
+
+
+def load_function(function: str, module_name: str, environment: Mapping[str, str]) -> ModuleType:
+    """Import functions/<function>/app.py under its own module name, with its environment set (cold start)."""
+    os.environ.update(environment)
+    spec = importlib.util.spec_from_file_location(module_name, FUNCTIONS / function / "app.py")
+    if spec is None or spec.loader is None:
+        raise FileNotFoundError(FUNCTIONS / function / "app.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclass
+class DispatchStats:
+    """What the dispatcher did; read by `demo` for its progress bar."""
+
+    invocations: int = 0
+    retries: int = 0
+    dead_lettered: int = 0
+    outcomes: list[dict[str, Any]] = field(default_factory=list)  # the handler's "processed" entries
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def processed_count(self) -> int:
+        with self.lock:
+            return len(self.outcomes)
+
+
+@dataclass
+class StackConfig:
+    host: str = "127.0.0.1"
+    aws_port: int = 4566  # 0: any free port
+    api_port: int = 3000  # 0: any free port
+    concurrency: int = 4
+    bucket: str = LOCAL_BUCKET
+    retry_delays_s: tuple[float, ...] = DEFAULT_RETRY_DELAYS_S
+    environment: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    # Template parameter overrides (e.g. {"LogLevel": "WARNING"}), applied as a deploy would.
+    parameters: Mapping[str, str] = field(default_factory=dict)
+    quiet: bool = False  # no function logs or metrics on stdout (the demo draws a progress bar there)
+
+
+class LocalStack:
+    def __init__(self, config: StackConfig | None = None):
+        self.config = config or StackConfig()
+        self.stats = DispatchStats()
+        self.resources: LocalResources | None = None
+        self.providers: dict[str, str] = {}
+        self._moto: ThreadedMotoServer | None = None
+        self._api: LocalApiServer | None = None
+        self._workers: list[threading.Thread] = []
+        self._stopping = threading.Event()
+        self._saved_environment: dict[str, str] | None = None
+        self.aws_endpoint = ""
+        self.api_url = ""
+        self.recognize: ModuleType | None = None
+        self.query: ModuleType | None = None
+        self.notification_queue_url = ""
+        self.events_queue_url = ""
+
+    # ------------------------------------------------------------------------------------------ lifecycle
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def start(self) -> LocalStack:
+        config = self.config
+        self._saved_environment = dict(os.environ)
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
+        aws_port = config.aws_port or free_port(config.host)
+        self._moto = ThreadedMotoServer(ip_address=config.host, port=aws_port, verbose=False)
+        self._moto.start()
+        self.aws_endpoint = f"http://{config.host}:{aws_port}"
+        # moto keeps its state per process, not per server: start from empty, as a new stack would.
+        requests.post(f"{self.aws_endpoint}/moto-api/reset", timeout=30).raise_for_status()
+        # Every boto3 client in this process, the handlers' included, talks to the emulator with
+        # throw-away credentials: nothing can reach a real account from here.
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+            os.environ.pop(name, None)
+        os.environ.update(
+            AWS_ENDPOINT_URL=self.aws_endpoint,
+            AWS_ACCESS_KEY_ID="local",
+            AWS_SECRET_ACCESS_KEY="local",  # noqa: S106 - the emulator accepts any credentials
+            AWS_DEFAULT_REGION=REGION,
+            AWS_REGION=REGION,
+            POWERTOOLS_TRACE_DISABLED="1",
+        )
+        try:
+            self._create_resources()
+            self._start_functions()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        for worker in self._workers:
+            worker.join(timeout=30)
+        self._workers.clear()
+        if self._api is not None:
+            self._api.stop()
+            self._api = None
+        # Drop the function modules: their boto3 clients hold keep-alive connections to the emulator,
+        # and the emulator's request threads only end when those close.
+        for module in (getattr(self, "recognize", None), getattr(self, "query", None)):
+            if module is not None:
+                sys.modules.pop(module.__name__, None)
+        self.recognize = self.query = None
+        gc.collect()
+        if self._moto is not None:
+            self._moto.stop()
+            self._moto = None
+        if self._saved_environment is not None:
+            os.environ.clear()
+            os.environ.update(self._saved_environment)
+            self._saved_environment = None
+
+    # ------------------------------------------------------------------------------------------ resources
+    @property
+    def session(self) -> boto3.Session:
+        return boto3.Session(region_name=REGION)
+
+    def client(self, service: str) -> Any:
+        return self.session.client(service, endpoint_url=self.aws_endpoint)
+
+    def _create_resources(self) -> None:
+        template = load_template()
+        parameters = dict(self.config.parameters)
+        if self.config.quiet:
+            parameters.setdefault("LogLevel", "ERROR")
+        self.resources = create_resources(
+            self.session, template=template, parameters=parameters, bucket_name=self.config.bucket
+        )
+        sqs = self.client("sqs")
+        self.notification_queue_url = sqs.create_queue(
+            QueueName=NOTIFICATION_QUEUE, Attributes={"VisibilityTimeout": "900"}
+        )["QueueUrl"]
+        self.events_queue_url = sqs.create_queue(QueueName=EVENTS_QUEUE)["QueueUrl"]
+
+        # The bus → a local queue, so successes can be watched (`aws sqs receive-message`).
+        events = self.client("events")
+        bus = self.resources.refs["EventBus"]
+        events.put_rule(Name="local-watch", EventBusName=bus, EventPattern=json.dumps({"source": ["vehicle-ocr"]}))
+        events.put_targets(
+            Rule="local-watch",
+            EventBusName=bus,
+            Targets=[{"Id": "queue", "Arn": self._queue_arn(self.events_queue_url)}],
+        )
+
+        # The bucket → the notification queue, with the S3 events (and prefix filters) of RecognizeFunction.
+        queue_arn = self._queue_arn(self.notification_queue_url)
+        configurations = []
+        function = template["Resources"]["RecognizeFunction"]["Properties"]
+        for name, event in function.get("Events", {}).items():
+            if event["Type"] != "S3":
+                continue
+            properties = self.resources.resolve(event["Properties"])
+            configuration: dict[str, Any] = {
+                "Id": name,
+                "QueueArn": queue_arn,
+                "Events": properties["Events"] if isinstance(properties["Events"], list) else [properties["Events"]],
+            }
+            if "Filter" in properties:
+                configuration["Filter"] = {"Key": {"FilterRules": properties["Filter"]["S3Key"]["Rules"]}}
+            configurations.append(configuration)
+        self.client("s3").put_bucket_notification_configuration(
+            Bucket=self.config.bucket, NotificationConfiguration={"QueueConfigurations": configurations}
+        )
+
+    def _queue_arn(self, url: str) -> str:
+        attributes = self.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+        return attributes["Attributes"]["QueueArn"]
+
+    # ------------------------------------------------------------------------------------------ functions
+    def _start_functions(self) -> None:
+        if self.resources is None:
+            raise RuntimeError("resources must be created before the functions")
+        env = self.config.environment
+        self.providers = {
+            "plate": choose_provider(env, "PLATE_PROVIDER", "tianapi", "TIANAPI_KEY"),
+            "vehicle_license": choose_provider(env, "LICENSE_PROVIDER", "apizero", "APIZERO_KEY"),
+        }
+        recognize_env = self.resources.function_environment("RecognizeFunction")
+        # Locally the keys come from the environment (DESIGN.md), not from SSM.
+        recognize_env.pop("TIANAPI_KEY_PARAMETER", None)
+        recognize_env.pop("APIZERO_KEY_PARAMETER", None)
+        recognize_env.update(PLATE_PROVIDER=self.providers["plate"], LICENSE_PROVIDER=self.providers["vehicle_license"])
+        passthrough = (
+            "TIANAPI_KEY",
+            "APIZERO_KEY",
+            "TIANAPI_URL",
+            "APIZERO_URL",
+            "UPSTREAM_READ_TIMEOUT",
+            "UPSTREAM_CONNECT_TIMEOUT",
+            "UPSTREAM_MAX_ATTEMPTS",
+            "UPSTREAM_RETRY_BASE_DELAY",
+            "MAX_IMAGE_BYTES",
+        )
+        recognize_env.update({name: env[name] for name in passthrough if env.get(name)})
+        if self.config.quiet:
+            recognize_env["POWERTOOLS_METRICS_DISABLED"] = "true"
+        suffix = uuid.uuid4().hex[:8]  # two stacks in one process (tests) get their own modules
+        self.recognize = load_function("recognize", f"vehicle_ocr_local_recognize_{suffix}", recognize_env)
+        self.query = load_function(
+            "query", f"vehicle_ocr_local_query_{suffix}", self.resources.function_environment("QueryFunction")
+        )
+
+        self._stopping.clear()
+        for index in range(max(1, self.config.concurrency)):
+            worker = threading.Thread(target=self._dispatch, name=f"local-dispatcher-{index}", daemon=True)
+            worker.start()
+            self._workers.append(worker)
+
+        routes = routes_from_template(self.resources.template, "QueryFunction")
+        self._api = LocalApiServer(
+            self.query.lambda_handler,
+            routes,
+            host=self.config.host,
+            port=self.config.api_port or free_port(self.config.host),
+            function_name="QueryFunction",
+        )
+        self._api.start()
+        self.api_url = self._api.url
+
+    # ------------------------------------------------------------------------------------------ dispatcher
+    def _dispatch(self) -> None:
+        sqs = self.client("sqs")
+        while not self._stopping.is_set():
+            try:
+                messages = sqs.receive_message(
+                    QueueUrl=self.notification_queue_url, MaxNumberOfMessages=1, WaitTimeSeconds=1
+                ).get("Messages", [])
+            except Exception:  # the emulator is going away during stop()
+                if self._stopping.is_set():
+                    return
+                log.exception("receiving S3 notifications failed")
+                time.sleep(0.5)
+                continue
+            for message in messages:
+                self._invoke_async(json.loads(message["Body"]))
+                sqs.delete_message(QueueUrl=self.notification_queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+    def _invoke_async(self, event: dict[str, Any]) -> None:
+        """One asynchronous invocation: the first try, Lambda's two retries, then the on-failure destination."""
+        delays = (0.0, *self.config.retry_delays_s)
+        error: BaseException | None = None
+        for attempt, delay in enumerate(delays, start=1):
+            if delay:
+                with self.stats.lock:
+                    self.stats.retries += 1
+                if self._stopping.wait(delay):
+                    return
+            context = LocalLambdaContext("RecognizeFunction", memory_limit_in_mb=512, timeout_seconds=60)
+            with self.stats.lock:
+                self.stats.invocations += 1
+            try:
+                result = self.recognize.lambda_handler(event, context)
+            except Exception as exc:  # what Lambda would count as a failed invocation
+                error = exc
+                log.warning("RecognizeFunction invocation %d failed: %s", attempt, type(exc).__name__)
+                continue
+            with self.stats.lock:
+                self.stats.outcomes.extend(result.get("processed", []))
+            return
+        self._send_to_destination(event, error, attempts=len(delays))
+
+    def _send_to_destination(self, event: dict[str, Any], error: BaseException | None, attempts: int) -> None:
+        """What Lambda sends to an on-failure destination after the last retry."""
+        if self.resources is None:
+            raise RuntimeError("the stack is not running")
+        record = {
+            "version": "1.0",
+            "timestamp": datetime.now(UTC).isoformat(),
+            "requestContext": {
+                "requestId": str(uuid.uuid4()),
+                "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:RecognizeFunction:$LATEST",
+                "condition": "RetriesExhausted",
+                "approximateInvokeCount": attempts,
+            },
+            "requestPayload": event,
+            "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+            "responsePayload": {"errorMessage": str(error), "errorType": type(error).__name__},
+        }
+        self.client("sqs").send_message(
+            QueueUrl=self.resources.refs["RecognizeDeadLetterQueue"], MessageBody=json.dumps(record, ensure_ascii=False)
+        )
+        with self.stats.lock:
+            self.stats.dead_lettered += 1
+
+    # ------------------------------------------------------------------------------------------ conveniences
+    def upload(self, key: str, body: bytes) -> None:
+        self.client("s3").put_object(Bucket=self.config.bucket, Key=key, Body=body)
+
+    def wait_for(self, count: int, *, timeout_s: float = 120, on_progress: Callable[[int], None] | None = None) -> int:
+        """Wait until ``count`` objects have been processed (or dead-lettered); returns how many were."""
+        deadline = time.monotonic() + timeout_s
+        done = 0
+        while time.monotonic() < deadline:
+            with self.stats.lock:
+                done = len(self.stats.outcomes) + self.stats.dead_lettered
+            if on_progress:
+                on_progress(done)
+            if done >= count:
+                return done
+            time.sleep(0.2)
+        return done
