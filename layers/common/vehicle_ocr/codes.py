@@ -83,7 +83,7 @@ CODES: dict[tuple[str, str], CodeInfo] = {
             ("UNROUTABLE", "object key matches no configured prefix", False, Action.NONE),
             ("OBJECT_NOT_FOUND", "object was deleted or replaced before it could be read", False, Action.NONE),
             ("IMAGE_EMPTY", "object is empty", False, Action.BAD_IMAGE),
-            ("IMAGE_UNSUPPORTED", "object is not a JPEG, PNG or BMP image", False, Action.BAD_IMAGE),
+            ("IMAGE_UNSUPPORTED", "object is not a JPEG, PNG, BMP, WebP, GIF or TIFF image", False, Action.BAD_IMAGE),
             ("IMAGE_CORRUPT", "image data is truncated or corrupt", False, Action.BAD_IMAGE),
             ("IMAGE_TOO_LARGE", "image exceeds the configured maximum size", False, Action.BAD_IMAGE),
             ("NO_PLATE_FOUND", "the recogniser found no licence plate in the image", False, Action.BAD_IMAGE),
