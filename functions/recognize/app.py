@@ -28,6 +28,8 @@ pipeline = build_pipeline(settings)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     parsed = parse_s3_event(event)
+    metrics.add_metric(name="ObjectsReceived", unit=MetricUnit.Count, value=len(parsed.objects))
+    pipeline.register_lambda_context(context)  # in-progress answers expire with this invocation
     outcomes = pipeline.process_event(parsed, remaining_s=lambda: context.get_remaining_time_in_millis() / 1000)
     for outcome in outcomes:
         if outcome.status:

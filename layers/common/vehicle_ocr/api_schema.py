@@ -86,6 +86,9 @@ class Record(_Strict):
     plates: list[Plate] | None = Field(default=None, description="Only for kind=plate and SUCCEEDED")
     vehicle_license: VehicleLicense | None = Field(default=None, description="Only for kind=vehicle_license")
     error: RecordError | None = Field(default=None, description="Only for FAILED")
+    reused: bool | None = Field(
+        default=None, description="SUCCEEDED only: the answer was reused from identical image bytes, not paid again"
+    )
 
 
 class RecordPage(_Strict):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import boto3
 from botocore.config import Config
 
+from vehicle_ocr.answers import PaidAnswers
 from vehicle_ocr.pipeline import Pipeline
 from vehicle_ocr.providers import build_recognizers
 from vehicle_ocr.publishing import Publisher
@@ -17,10 +18,19 @@ AWS_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_tim
 
 def build_pipeline(settings: Settings, *, session: boto3.Session | None = None) -> Pipeline:
     session = session or boto3.Session()
+    dynamodb = session.client("dynamodb", config=AWS_CONFIG)
+    answers = None
+    if settings.idempotency_table:
+        answers = PaidAnswers(
+            table_name=settings.idempotency_table,
+            client=dynamodb,
+            ttl_s=settings.content_dedupe_ttl_s,
+            by_content=settings.content_dedupe,
+        )
     return Pipeline(
         settings=settings,
         s3_client=session.client("s3", config=AWS_CONFIG),
-        store=ResultsStore(settings.results_table, session.client("dynamodb", config=AWS_CONFIG)),
+        store=ResultsStore(settings.results_table, dynamodb),
         publisher=Publisher(
             events_client=session.client("events", config=AWS_CONFIG),
             sqs_client=session.client("sqs", config=AWS_CONFIG),
@@ -28,4 +38,5 @@ def build_pipeline(settings: Settings, *, session: boto3.Session | None = None) 
             failure_queue_url=settings.failure_queue_url,
         ),
         recognizers=build_recognizers(settings),  # one pooled HTTP session per process
+        answers=answers,
     )

@@ -14,10 +14,12 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
 from vehicle_ocr import shapes
+from vehicle_ocr.answers import AnswerInProgress, PaidAnswer, PaidAnswers
 from vehicle_ocr.errors import PipelineError, RecognitionError
-from vehicle_ocr.images import check_image, check_size
+from vehicle_ocr.images import check_image, check_size, prepare_for_upstream
 from vehicle_ocr.normalize.plates import normalize_plate
 from vehicle_ocr.normalize.vehicle_license import normalize_vehicle_license
+from vehicle_ocr.pacing import Pacer
 from vehicle_ocr.providers.base import ProviderAnswer, Recognizer
 from vehicle_ocr.publishing import Publisher
 from vehicle_ocr.routing import route
@@ -44,6 +46,10 @@ class Outcome:
     error_code: str | None = None
 
 
+class TransientFailure(RuntimeError):
+    """A transient upstream failure outlasted this invocation's retries: Lambda retries the invocation later."""
+
+
 class OutcomeNotRecorded(RuntimeError):
     """Some object's outcome could not be recorded or announced: fail the invocation so Lambda retries.
 
@@ -60,6 +66,7 @@ class Pipeline:
         store: ResultsStore,
         publisher: Publisher,
         recognizers: Mapping[str, Recognizer],
+        answers: PaidAnswers | None = None,
         clock: Callable[[], datetime] = shapes.utc_now,
         sleep: Callable[[float], None] = time.sleep,
     ):
@@ -68,8 +75,18 @@ class Pipeline:
         self._store = store
         self._publisher = publisher
         self._recognizers = recognizers
+        self._answers = answers
         self._clock = clock
         self._sleep = sleep
+        self._pacers = {
+            recognizer.name: Pacer(rate)
+            for recognizer in recognizers.values()
+            if (rate := settings.requests_per_second(recognizer.name))
+        }
+
+    def register_lambda_context(self, context: Any) -> None:
+        if self._answers is not None:
+            self._answers.register_lambda_context(context)
 
     def process_event(self, parsed: ParsedEvent, *, remaining_s: Callable[[], float] | None = None) -> list[Outcome]:
         """Process every object of one S3 event; one failing object does not stop the others."""
@@ -86,7 +103,11 @@ class Pipeline:
             # Thread-safe keys: the local stack runs several invocations in one process.
             logger.thread_safe_append_keys(object_key=obj.key, record_id=obj.record_id)
             try:
-                outcome = self.process(obj, remaining_s=remaining_s)
+                outcome = self.process(obj, remaining_s=remaining_s, redrive=parsed.redrive)
+            except (TransientFailure, AnswerInProgress) as exc:
+                logger.warning("transient failure; Lambda will retry the invocation", extra={"reason": str(exc)})
+                unrecorded.append(obj.record_id)
+                continue
             except Exception:
                 logger.exception("outcome not recorded; the invocation will be retried")
                 unrecorded.append(obj.record_id)
@@ -108,25 +129,41 @@ class Pipeline:
             raise OutcomeNotRecorded(f"{len(unrecorded)} of {len(parsed.objects)} objects not recorded: {unrecorded}")
         return outcomes
 
-    def process(self, obj: shapes.UploadedObject, *, remaining_s: Callable[[], float] | None = None) -> Outcome:
+    def process(
+        self, obj: shapes.UploadedObject, *, remaining_s: Callable[[], float] | None = None, redrive: bool = False
+    ) -> Outcome:
         """Drive one object to its terminal outcome.
 
-        Failures of the upload itself (bad image, upstream codes) end as a FAILED record.
-        Failures of AWS (DynamoDB, EventBridge, SQS) propagate so that Lambda retries the
-        invocation; the retry finds the record already written and only publishes.
+        Failures of the upload itself (bad image, terminal upstream codes) end as a FAILED
+        record. Transient upstream failures fail the invocation so that Lambda retries it later,
+        until its last attempt, which records FAILED (retryable). Failures of AWS (DynamoDB,
+        EventBridge, SQS) fail the invocation too; the retry finds what was already paid for
+        or recorded and does not pay again.
         """
         if obj.is_folder_marker:
             return Outcome(obj.record_id, obj.key, None, "folder marker")
 
         stored = self._store.load(obj.record_id)
+        replacing = False
         if stored is not None:
-            # A duplicate delivery or a retry after a crash: never call the upstream again.
-            if not stored.notified:
-                self._announce(stored.record, stored.attempts)
-            return Outcome(obj.record_id, obj.key, stored.record["status"], "duplicate", stored.record["kind"])
+            if redrive and stored.record["status"] == shapes.FAILED and stored.notified:
+                replacing = True  # `vehicle-ocr redrive`: run the FAILED upload again
+                self._store.reset_transient_failures(obj.record_id)
+            else:
+                # A duplicate delivery or a retry after a crash: never call the upstream again.
+                if not stored.notified:
+                    self._announce(stored.record, stored.attempts)
+                return Outcome(obj.record_id, obj.key, stored.record["status"], "duplicate", stored.record["kind"])
 
         record, attempts = self._recognize(obj, remaining_s or (lambda: float("inf")))
-        if not self._store.create(record, attempts=attempts, created_sort_at=self._clock()):
+        created = self._store.create(
+            record,
+            attempts=attempts,
+            created_sort_at=self._clock(),
+            sequencer=obj.sequencer,
+            replace_failed=replacing,
+        )
+        if not created:
             # A concurrent delivery recorded first; it announces its own outcome.
             return Outcome(obj.record_id, obj.key, None, "duplicate", record["kind"])
         self._announce(record, attempts)
@@ -154,10 +191,15 @@ class Pipeline:
             image = self._download(obj)
             source = shapes.source_of(obj, size=len(image), sha256=hashlib.sha256(image).hexdigest())
             check_image(image, self.settings.max_image_bytes)
-            answer, attempts = self._call(recognizer, image, remaining_s)
-            result = normalize_answer(kind, answer)
+            prepared = prepare_for_upstream(image, limit_bytes=self.settings.upstream_max_image_bytes)
+            if prepared.changes:
+                logger.info("image prepared for upstream", extra={"changes": list(prepared.changes)})
+            paid, attempts = self._paid_answer(kind, recognizer, obj, source["sha256"], prepared.data, remaining_s)
+            result = normalize_answer(kind, paid.answer)
         except RecognitionError as error:
             attempts = error.attempts
+            if error.retryable:
+                attempts = self._count_transient_failure(obj, error)
             logger.info(
                 "recognition failed",
                 extra={"error_code": error.code, "error_source": error.source, "retryable": error.retryable},
@@ -167,9 +209,44 @@ class Pipeline:
             )
             return record, attempts
         record = shapes.succeeded_record(
-            obj, kind=kind, provider=provider, created_at=self._clock(), source=source, result=result
+            obj,
+            kind=kind,
+            provider=provider,
+            created_at=self._clock(),
+            source=source,
+            result=result,
+            reused=paid.reused,
         )
-        return record, attempts
+        return record, max(attempts, 1)
+
+    def _paid_answer(
+        self,
+        kind: str,
+        recognizer: Recognizer,
+        obj: shapes.UploadedObject,
+        sha256: str,
+        image: bytes,
+        remaining_s: Callable[[], float],
+    ) -> tuple[PaidAnswer, int]:
+        """The answer for this image: stored if it was paid for before, else paid for now (and stored)."""
+        if self._answers is None:
+            answer, calls = self._call(recognizer, image, remaining_s)
+            return PaidAnswer(answer, False, shapes.iso_seconds(self._clock())), calls
+        key = self._answers.key(kind=kind, provider=recognizer.name, sha256=sha256, record_id=obj.record_id)
+        return self._answers.get(key, lambda: self._call(recognizer, image, remaining_s), remaining_s=remaining_s)
+
+    def _count_transient_failure(self, obj: shapes.UploadedObject, error: RecognitionError) -> int:
+        """Hand a transient failure back to Lambda unless this was its last asynchronous attempt.
+
+        Returns the upstream calls made over all attempts, for the FAILED record's message.
+        """
+        invocations, calls = self._store.count_transient_failure(obj.record_id, calls=error.attempts, at=self._clock())
+        if invocations < self.settings.async_attempts:
+            raise TransientFailure(
+                f"{error.provider} {error.code} after {error.attempts} calls; "
+                f"Lambda attempt {invocations} of {self.settings.async_attempts}"
+            ) from error
+        return calls
 
     def _download(self, obj: shapes.UploadedObject) -> bytes:
         request: dict[str, Any] = {"Bucket": obj.bucket, "Key": obj.key}
@@ -197,8 +274,11 @@ class Pipeline:
         Only while the invocation has time left for another call plus recording the outcome.
         """
         attempt = 0
+        pacer = self._pacers.get(recognizer.name)
         while True:
             attempt += 1
+            if pacer is not None:
+                pacer.wait()
             try:
                 return recognizer.recognize(image), attempt
             except RecognitionError as error:

@@ -11,6 +11,9 @@ from aws_lambda_powertools.utilities.data_classes import S3Event
 
 from vehicle_ocr.shapes import UploadedObject
 
+# Top-level key that `vehicle-ocr redrive` adds to the S3-shaped events it sends.
+REDRIVE_MARKER = "vehicleOcrRedrive"
+
 
 @dataclass(frozen=True)
 class MalformedRecord:
@@ -23,6 +26,7 @@ class ParsedEvent:
     objects: list[UploadedObject] = field(default_factory=list)
     malformed: list[MalformedRecord] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)  # event names we do not act on (deletes, test events)
+    redrive: bool = False  # `vehicle-ocr redrive` re-runs FAILED uploads: such events may replace a FAILED record
 
 
 def parse_s3_event(event: Any) -> ParsedEvent:
@@ -38,6 +42,7 @@ def parse_s3_event(event: Any) -> ParsedEvent:
     if event.get("Event") == "s3:TestEvent":  # S3 sends this once when the notification is configured
         parsed.ignored.append("s3:TestEvent")
         return parsed
+    parsed.redrive = bool(event.get(REDRIVE_MARKER))
     records = event.get("Records")
     if not isinstance(records, list) or not records:
         parsed.malformed.append(MalformedRecord(None, f"event has no Records list: {_outline(event)}"))

@@ -37,6 +37,17 @@ class Settings:
     # Transient upstream failures are retried inside the invocation, with exponential backoff.
     max_attempts: int = 3
     retry_base_delay_s: float = 0.5
+    # ...then by Lambda: an upload still failing transiently on its last asynchronous attempt ends FAILED.
+    async_attempts: int = 3
+    # Paid answers, stored by Powertools idempotency before anything else happens (None: not stored).
+    idempotency_table: str | None = None
+    content_dedupe: bool = True  # identical image bytes reuse a stored answer instead of paying again
+    content_dedupe_ttl_s: int = 30 * 24 * 3600
+    # Requests per second each provider allows across the fleet, and how many instances share it.
+    tianapi_rps: float = 5.0
+    apizero_rps: float = 2.0
+    pacing_instances: int = 1
+    upstream_max_image_bytes: int = 3 * 1024 * 1024  # tianapi: "图片大小不超过3M"
 
     def __repr__(self) -> str:  # never let a key reach a log line through repr()
         hidden = {"tianapi_key", "apizero_key"}
@@ -71,6 +82,16 @@ class Settings:
                 raise ConfigurationError(f"environment variable {name} must be positive, got {raw!r}")
             return value
 
+        def flag(name: str, default: bool) -> bool:
+            raw = optional(name)
+            if raw is None:
+                return default
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ConfigurationError(f"environment variable {name} must be true or false, got {raw!r}")
+
         def choice(name: str, allowed: tuple[str, ...]) -> str:
             value = optional(name, allowed[0]).lower()
             if value not in allowed:
@@ -98,9 +119,22 @@ class Settings:
             read_timeout_s=number("UPSTREAM_READ_TIMEOUT", 20.0),
             max_attempts=int(number("UPSTREAM_MAX_ATTEMPTS", 3, int)),
             retry_base_delay_s=number("UPSTREAM_RETRY_BASE_DELAY", 0.5),
+            async_attempts=int(number("ASYNC_MAX_ATTEMPTS", 3, int)),
+            idempotency_table=optional("IDEMPOTENCY_TABLE"),
+            content_dedupe=flag("CONTENT_DEDUPE", True),
+            content_dedupe_ttl_s=int(number("CONTENT_DEDUPE_TTL_SECONDS", 30 * 24 * 3600, int)),
+            tianapi_rps=number("TIANAPI_REQUESTS_PER_SECOND", 5.0),
+            apizero_rps=number("APIZERO_REQUESTS_PER_SECOND", 2.0),
+            pacing_instances=int(number("PACING_INSTANCES", 1, int)),
+            upstream_max_image_bytes=int(number("UPSTREAM_MAX_IMAGE_BYTES", 3 * 1024 * 1024, int)),
         )
         settings._check_consistency()
         return settings
+
+    def requests_per_second(self, provider: str) -> float | None:
+        """This instance's share of a provider's rate limit (None: not paced, e.g. the offline engine)."""
+        fleet = {"tianapi": self.tianapi_rps, "apizero": self.apizero_rps}.get(provider)
+        return None if fleet is None else fleet / self.pacing_instances
 
     def _check_consistency(self) -> None:
         if self.plate_prefix == self.license_prefix:

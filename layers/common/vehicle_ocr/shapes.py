@@ -85,10 +85,16 @@ def succeeded_record(
     created_at: datetime,
     source: dict[str, Any],
     result: list[dict[str, Any]] | dict[str, Any],
+    reused: bool = False,
 ) -> dict[str, Any]:
-    """A SUCCEEDED record: ``result`` is the plate list or the vehicle-licence object."""
+    """A SUCCEEDED record: ``result`` is the plate list or the vehicle-licence object.
+
+    ``reused`` says the answer was not paid for by this upload: the same image bytes had been
+    recognised before (content dedupe) or a retry found the answer an earlier attempt paid for.
+    """
     record = _base(obj, kind=kind, status=SUCCEEDED, provider=provider, created_at=created_at, source=source)
     record["plates" if kind == PLATE else "vehicle_license"] = result
+    record["reused"] = reused
     return record
 
 

@@ -9,7 +9,12 @@ Item layout (one table, composite key):
   vehicle licences alike, several plates per image included.
 
 Record and sightings are written in one transaction, conditional on the record not
-existing: a duplicate delivery can never write a second record.
+existing: a duplicate delivery can never write a second record. A redrive may replace a
+FAILED record (only a FAILED one) with the outcome of the re-run.
+
+``object_sequence`` orders the records of one object key by S3's ``sequencer`` (the order
+the writes happened), not by the order their events arrived, so an older object version
+recognised late never becomes the object's "latest" record.
 ``notified_at`` is set once the outcome has been published; until then a retry
 publishes again (an outbox on the record itself).
 """
@@ -27,8 +32,22 @@ from vehicle_ocr.shapes import VEHICLE_LICENSE, plate_numbers_named
 
 RECORD_SK = "RECORD"
 PLATE_SK_PREFIX = "PLATE#"
+TRANSIENT_SK = "TRANSIENT_FAILURES"
 # Attributes the table keeps for indexing and bookkeeping; never part of the record a user sees.
-INTERNAL_ATTRIBUTES = ("pk", "sk", "object_ref", "created_sort", "vin", "notified_at", "attempts")
+INTERNAL_ATTRIBUTES = (
+    "pk",
+    "sk",
+    "object_ref",
+    "object_sequence",
+    "created_sort",
+    "vin",
+    "notified_at",
+    "attempts",
+)
+# S3 sequencers are hex strings of varying length: right-pad with zeros, then compare as text.
+SEQUENCER_WIDTH = 32
+# Bookkeeping items expire on their own (the table's TTL attribute).
+BOOKKEEPING_TTL_S = 14 * 24 * 3600
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -44,15 +63,35 @@ class ResultsStore:
         item = response.get("Item")
         return StoredRecord.from_item(from_dynamo(item)) if item else None
 
-    def create(self, record: dict[str, Any], *, attempts: int, created_sort_at: datetime) -> bool:
-        """Write record and sightings atomically.  False when the record already existed."""
-        item = to_item(record, attempts=attempts, created_sort_at=created_sort_at)
+    def create(
+        self,
+        record: dict[str, Any],
+        *,
+        attempts: int,
+        created_sort_at: datetime,
+        sequencer: str | None = None,
+        replace_failed: bool = False,
+    ) -> bool:
+        """Write record and sightings atomically.  False when the record already existed.
+
+        With ``replace_failed`` (a redrive) an existing FAILED record is replaced; a SUCCEEDED one never is.
+        """
+        item = to_item(record, attempts=attempts, created_sort_at=created_sort_at, sequencer=sequencer)
+        condition = "attribute_not_exists(pk)"
+        values: dict[str, Any] = {}
+        if replace_failed:
+            condition += " OR #status = :failed"
+            values = {
+                "ExpressionAttributeNames": {"#status": "status"},
+                "ExpressionAttributeValues": {":failed": {"S": "FAILED"}},
+            }
         writes: list[dict[str, Any]] = [
             {
                 "Put": {
                     "TableName": self.table_name,
                     "Item": _to_dynamo(item),
-                    "ConditionExpression": "attribute_not_exists(pk)",
+                    "ConditionExpression": condition,
+                    **values,
                 }
             }
         ]
@@ -72,6 +111,31 @@ class ResultsStore:
                 return False
             raise
         return True
+
+    def count_transient_failure(self, record_id: str, *, calls: int, at: datetime) -> tuple[int, int]:
+        """One more invocation ended in a transient failure: (such invocations so far, upstream calls so far)."""
+        response = self._client.update_item(
+            TableName=self.table_name,
+            Key=_key(record_id, TRANSIENT_SK),
+            UpdateExpression="ADD invocations :one, calls :calls SET expires_at = :expires",
+            ExpressionAttributeValues={
+                ":one": {"N": "1"},
+                ":calls": {"N": str(calls)},
+                ":expires": {"N": str(int(at.timestamp()) + BOOKKEEPING_TTL_S)},
+            },
+            ReturnValues="UPDATED_NEW",
+        )
+        attributes = response["Attributes"]
+        return int(attributes["invocations"]["N"]), int(attributes["calls"]["N"])
+
+    def reset_transient_failures(self, record_id: str) -> None:
+        """A redrive starts a fresh series of attempts."""
+        self._client.update_item(
+            TableName=self.table_name,
+            Key=_key(record_id, TRANSIENT_SK),
+            UpdateExpression="SET invocations = :zero, calls = :zero",
+            ExpressionAttributeValues={":zero": {"N": "0"}},
+        )
 
     def mark_notified(self, record_id: str, at: datetime) -> None:
         self._client.update_item(
@@ -96,14 +160,18 @@ class StoredRecord:
         return cls(from_item(item), notified=bool(item.get("notified_at")), attempts=int(item.get("attempts") or 1))
 
 
-def to_item(record: dict[str, Any], *, attempts: int, created_sort_at: datetime) -> dict[str, Any]:
+def to_item(
+    record: dict[str, Any], *, attempts: int, created_sort_at: datetime, sequencer: str | None = None
+) -> dict[str, Any]:
     item = dict(record)
+    # Millisecond time then id: newest-first listings with a total, stable order.
+    created_sort = f"{created_sort_at.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%S.%f')[:-3]}Z#{record['id']}"
     item.update(
         pk=record["id"],
         sk=RECORD_SK,
         object_ref=f"{record['source']['bucket']}/{record['source']['key']}",
-        # Millisecond time then id: newest-first listings with a total, stable order.
-        created_sort=f"{created_sort_at.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%S.%f')[:-3]}Z#{record['id']}",
+        object_sequence=f"{(sequencer or '').upper().ljust(SEQUENCER_WIDTH, '0')}#{created_sort}",
+        created_sort=created_sort,
         attempts=attempts,
     )
     if record["kind"] == VEHICLE_LICENSE and record.get("vehicle_license", {}).get("vin"):
