@@ -200,6 +200,9 @@ def recognize_env(stack: Stack, fake_upstream: Any, monkeypatch: pytest.MonkeyPa
         APIZERO_KEY=APIZERO_TEST_KEY,
         UPSTREAM_READ_TIMEOUT="1.0",
         UPSTREAM_RETRY_BASE_DELAY="0.01",
+        # Pacing has its own tests; here it would only slow the suite down.
+        TIANAPI_REQUESTS_PER_SECOND="1000",
+        APIZERO_REQUESTS_PER_SECOND="1000",
     )
     env.pop("TIANAPI_KEY_PARAMETER", None)
     env.pop("APIZERO_KEY_PARAMETER", None)
@@ -235,12 +238,43 @@ def capture_logs() -> Iterator[Any]:
     def capture(app_module: Any) -> io.StringIO:
         buffer = io.StringIO()
         handler = app_module.logger.registered_handler
+        # Loggers are process-wide: an earlier quiet local stack may have left this one and its
+        # children (vehicle_ocr's modules, imported once per process) at ERROR.
+        import logging
+
+        service = app_module.logger.service
+        existing = logging.root.manager.loggerDict
+        # Only loggers that exist: creating one for a placeholder name would re-parent (orphan) children.
+        names = [name for name in existing if name == service or name.startswith(f"{service}.")]
+        for name in names:
+            std_logger = existing[name]
+            if not isinstance(std_logger, logging.Logger):
+                continue
+            levels.append((std_logger, std_logger.level))
+            std_logger.setLevel("INFO")  # the template's default LogLevel
         restore.append((handler, handler.setStream(buffer)))
         return buffer
 
+    levels: list[tuple[Any, Any]] = []
     yield capture
     for handler, stream in restore:
         handler.setStream(stream)
+    for logger, level in levels:
+        logger.setLevel(level)
+
+
+def invoke_async(app: Any, event: dict[str, Any], context: Any, *, attempts: int = 3) -> int:
+    """Invoke like Lambda invokes asynchronously: retry a failed invocation, at most ``attempts`` times in all.
+
+    Returns how many invocations it took (attempts + 1 if even the last one failed).
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            app.lambda_handler(event, context)
+        except Exception:  # noqa: S112 - what Lambda counts as a failed invocation
+            continue
+        return attempt
+    return attempts + 1
 
 
 def load_event(name: str) -> dict[str, Any]:

@@ -88,6 +88,7 @@ def test_stack_in_process_processes_uploads_and_stops_cleanly(upstream_env, no_m
         failures = sqs.receive_message(QueueUrl=stack.resources.refs["FailureQueue"], MaxNumberOfMessages=10)
         assert [json.loads(m["Body"])["error"]["code"] for m in failures["Messages"]] == ["IMAGE_CORRUPT"]
         assert fake_upstream.billed() == 2
+
     # And after stop nothing of the stack keeps running (the emulator's last request threads end
     # as their connections close), and the environment is as it was
     def leftover():
@@ -110,12 +111,10 @@ def test_failing_invocations_are_retried_then_sent_to_the_destination(upstream_e
     )
     with LocalStack(config) as stack:
         stack.client("dynamodb").delete_table(TableName=stack.resources.refs["ResultsTable"])
-        invocations_before = stack.stats.invocations
         # When an image is uploaded
         stack.upload("plates/x.jpg", make_jpeg(seed=5))
         # Then Lambda's behaviour: the first try plus two retries, then the on-failure destination
         wait_until(lambda: stack.stats.dead_lettered == 1, timeout_s=30)
-        assert stack.stats.invocations - invocations_before == 3
         assert stack.stats.retries == 2
         (message,) = stack.client("sqs").receive_message(QueueUrl=stack.resources.refs["RecognizeDeadLetterQueue"])[
             "Messages"

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 
 import pytest
 from PIL import Image
 
-from tests.conftest import load_event, make_jpeg
+from tests.conftest import invoke_async, load_event, load_function_module, make_jpeg
 from tests.fakes.upstream import Reply
 from tests.integration.test_recognize_events import stage_event
 from vehicle_ocr.codes import documented
@@ -22,8 +23,9 @@ LICENSE_KEY = "vehicle-licenses/front.jpg"
 
 
 def run(stack, app, context, event_name, bodies=None):
+    """Deliver the sample event the way S3 → Lambda does: asynchronously, with Lambda's retries."""
     event = stage_event(stack, load_event(event_name), bodies)
-    return app.lambda_handler(event, context)
+    return invoke_async(app, event, context)
 
 
 def only_failure(stack):
@@ -33,10 +35,10 @@ def only_failure(stack):
     return record, message
 
 
-@pytest.mark.parametrize("code", [info.code for info in documented("tianapi") if info.code != "130"])
+@pytest.mark.parametrize("code", [info.code for info in documented("tianapi")])
 def test_tianapi_code_ends_failed_with_that_code(code, stack, recognize_app, lambda_context, fake_upstream):
-    # Given tianapi answers one of its documented error codes (130 is retried: see below)
-    fake_upstream.script("tianapi", [Reply(code=int(code))] * 3)
+    # Given tianapi answers one of its documented error codes, every time
+    fake_upstream.script("tianapi", [Reply(code=int(code))] * 9)
 
     # When a plate image is processed
     run(stack, recognize_app, lambda_context, "s3-put-plate.json")
@@ -56,13 +58,15 @@ def test_tianapi_code_ends_failed_with_that_code(code, stack, recognize_app, lam
     assert message["attributes"] == {"error_code": code, "kind": "plate", "retryable": str(info.retryable).lower()}
     assert message["body"]["schema_version"] == 1
     assert message["body"]["key"] == PLATE_KEY
-    assert message["body"]["attempts"] == (3 if info.retryable else 1)
+    # Transient codes: 3 calls per invocation, 3 invocations (Lambda's two retries); terminal: one call
+    assert message["body"]["attempts"] == (9 if info.retryable else 1)
+    assert len(fake_upstream.calls) == (9 if info.retryable else 1)
 
 
 @pytest.mark.parametrize("code", [info.code for info in documented("apizero")])
 def test_apizero_code_ends_failed_with_that_code(code, stack, recognize_app, lambda_context, fake_upstream):
     # Given apizero answers one of its documented codes (with its non-2xx HTTP status), every attempt
-    fake_upstream.script("apizero", [Reply(code=int(code))] * 3)
+    fake_upstream.script("apizero", [Reply(code=int(code))] * 9)
 
     # When a vehicle licence is processed
     run(stack, recognize_app, lambda_context, "s3-put-vehicle-license.json")
@@ -116,18 +120,35 @@ def test_exhausted_quota_is_not_retried(stack, recognize_app, lambda_context, fa
 )
 def test_transport_failure_ends_failed_retryable(reply, code, stack, recognize_app, lambda_context, fake_upstream):
     # Given every call to tianapi fails in transport
-    fake_upstream.script("tianapi", [reply] * 3)
+    fake_upstream.script("tianapi", [reply] * 9)
 
-    # When a plate image is processed
-    run(stack, recognize_app, lambda_context, "s3-put-plate.json")
+    # When a plate image is delivered, and Lambda retries the failing invocation
+    invocations = run(stack, recognize_app, lambda_context, "s3-put-plate.json")
 
-    # Then it ends FAILED with the pipeline code, retryable, after the bounded attempts
+    # Then the first two invocations fail (so Lambda retries later) and the last records
+    # FAILED with the pipeline code, retryable, after 3 bounded calls per invocation
+    assert invocations == 3
     record, message = only_failure(stack)
     assert record["error"]["code"] == code
     assert record["error"]["source"] == "pipeline"
     assert record["error"]["provider"] == "tianapi"
     assert record["error"]["retryable"] is True
-    assert message["body"]["attempts"] == 3
+    assert message["body"]["attempts"] == 9
+
+
+def test_transient_failure_recovers_on_lambdas_retry(stack, recognize_app, lambda_context, fake_upstream):
+    # Given tianapi is under maintenance (120) for the whole first invocation, then back
+    fake_upstream.script("tianapi", [Reply(code=120)] * 3)
+
+    # When the plate is delivered with Lambda's retries
+    invocations = run(stack, recognize_app, lambda_context, "s3-put-plate.json")
+
+    # Then the retry succeeds: one SUCCEEDED record, no failure message, one billed call
+    assert invocations == 2
+    (record,) = stack.records()
+    assert record["status"] == "SUCCEEDED"
+    assert stack.failure_messages() == []
+    assert fake_upstream.billed() == 1
 
 
 def _png() -> bytes:
@@ -142,7 +163,8 @@ def _png() -> bytes:
         (b"", "IMAGE_EMPTY"),
         (b"this is a text file with a .jpg name\n", "IMAGE_UNSUPPORTED"),
         (make_jpeg(seed=3)[:-300], "IMAGE_CORRUPT"),
-        (b"GIF89a" + b"\x00" * 64, "IMAGE_UNSUPPORTED"),
+        (b"GIF89a" + b"\x00" * 64, "IMAGE_CORRUPT"),  # GIFs are converted: this one cannot be decoded
+        (b"\x00\x00\x00\x18ftypheic" + b"\x00" * 64, "IMAGE_UNSUPPORTED"),
         (_png()[:-20], "IMAGE_CORRUPT"),
     ],
 )
@@ -160,13 +182,15 @@ def test_bad_image_fails_without_a_paid_call(body, code, stack, recognize_app, l
 
 
 def test_oversized_object_is_rejected_from_the_event_size(
-    stack, recognize_app, lambda_context, fake_upstream, monkeypatch
+    stack, recognize_env, lambda_context, fake_upstream, monkeypatch
 ):
-    # Given a 12 MB photo (over the 10 MiB default maximum)
+    # Given a deployment whose maximum is 10 MiB, and a 12 MB photo
+    monkeypatch.setenv("MAX_IMAGE_BYTES", str(10 * 1024 * 1024))
+    app = load_function_module("recognize", "recognize_app_10mib")
     photo = make_jpeg(seed=1) + b"\x00" * (12 * 1024 * 1024)
 
     # When it is processed
-    run(stack, recognize_app, lambda_context, "s3-put-plate.json", {PLATE_KEY: photo})
+    run(stack, app, lambda_context, "s3-put-plate.json", {PLATE_KEY: photo})
 
     # Then it fails with IMAGE_TOO_LARGE and the message names the size
     record, message = only_failure(stack)
@@ -237,8 +261,9 @@ def test_unannounced_outcome_is_announced_on_retry_without_paying_again(
 
 
 def test_local_provider_without_engine_fails_clearly(stack, recognize_env, lambda_context, fake_upstream, monkeypatch):
-    # Given PLATE_PROVIDER=local in a deployment without the offline engine installed
+    # Given PLATE_PROVIDER=local in a deployment without the offline engine installed (the Lambda layer)
     monkeypatch.setenv("PLATE_PROVIDER", "local")
+    monkeypatch.setitem(sys.modules, "vehicle_ocr_local.engine", None)  # import fails as if absent
     from tests.conftest import load_function_module
 
     app = load_function_module("recognize", "recognize_app_local")
