@@ -54,9 +54,26 @@ def main(argv: list[str] | None = None) -> int:
     results.add_argument("--status", choices=["SUCCEEDED", "FAILED"])
     results.add_argument("--limit", type=int, default=50)
 
+    redrive = commands.add_parser(
+        "redrive",
+        help="re-run failed uploads from the failure queue, deleting each message once its re-run is terminal",
+    )
+    redrive.add_argument("--code", action="append", help="only failures with this error code (repeatable), e.g. 150")
+    redrive.add_argument("--stack", help="a deployed CloudFormation stack (default: the local stack)")
+    redrive.add_argument("--endpoint", default=DEFAULT_AWS, help=f"the local stack's AWS endpoint ({DEFAULT_AWS})")
+    redrive.add_argument("--limit", type=int, default=1000, help="at most this many messages (default 1000)")
+    redrive.add_argument("--timeout", type=float, default=600, help="seconds to wait for the re-runs (default 600)")
+
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    return {"up": run_up, "demo": run_demo, "upload": run_upload, "results": run_results}[args.command](args)
+    commands_by_name = {
+        "up": run_up,
+        "demo": run_demo,
+        "upload": run_upload,
+        "results": run_results,
+        "redrive": run_redrive,
+    }
+    return commands_by_name[args.command](args)
 
 
 # ------------------------------------------------------------------------------------------------ up
@@ -203,6 +220,63 @@ def run_results(args: argparse.Namespace) -> int:
         return 0
     print_table(Console(), records)
     return 0
+
+
+# ------------------------------------------------------------------------------------------------ redrive
+def run_redrive(args: argparse.Namespace) -> int:
+    import boto3
+
+    from vehicle_ocr.storage import ResultsStore
+    from vehicle_ocr_local.redrive import redrive
+    from vehicle_ocr_local.stack import NOTIFICATION_QUEUE
+    from vehicle_ocr_local.template import local_name
+
+    if args.stack:  # a deployed stack: the function is invoked asynchronously, as S3 does
+        session = boto3.Session()
+        outputs = {
+            output["OutputKey"]: output["OutputValue"]
+            for output in session.client("cloudformation").describe_stacks(StackName=args.stack)["Stacks"][0]["Outputs"]
+        }
+        sqs, dynamodb, lambda_client = session.client("sqs"), session.client("dynamodb"), session.client("lambda")
+        queue_url, table = outputs["FailureQueueUrl"], outputs["ResultsTableName"]
+
+        def send(event: dict[str, Any]) -> None:
+            lambda_client.invoke(
+                FunctionName=outputs["RecognizeFunctionArn"], InvocationType="Event", Payload=json.dumps(event)
+            )
+    else:  # the local stack: its dispatcher drains the notification queue
+        credentials = {
+            "endpoint_url": args.endpoint,
+            "region_name": "us-east-1",
+            "aws_access_key_id": os.environ.get("AWS_ACCESS_KEY_ID", "local"),
+            "aws_secret_access_key": os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
+        }
+        sqs, dynamodb = boto3.client("sqs", **credentials), boto3.client("dynamodb", **credentials)
+        queue_url = sqs.get_queue_url(QueueName=local_name("FailureQueue"))["QueueUrl"]
+        notifications = sqs.get_queue_url(QueueName=NOTIFICATION_QUEUE)["QueueUrl"]
+        table = local_name("ResultsTable")
+
+        def send(event: dict[str, Any]) -> None:
+            sqs.send_message(QueueUrl=notifications, MessageBody=json.dumps(event, ensure_ascii=False))
+
+    report = redrive(
+        sqs=sqs,
+        failure_queue_url=queue_url,
+        store=ResultsStore(table, dynamodb),
+        send=send,
+        codes=set(args.code) if args.code else None,
+        limit=args.limit,
+        timeout_s=args.timeout,
+        on_progress=print,
+    )
+    succeeded = sum(outcome == "SUCCEEDED" for outcome in report.outcomes.values())
+    print(
+        f"redriven {len(report.redriven)}: {succeeded} SUCCEEDED, {len(report.redriven) - succeeded} FAILED again; "
+        f"{report.skipped} not selected; {len(report.kept)} kept in the queue"
+    )
+    for line in report.kept:
+        print(f"  kept {line}")
+    return 0 if not report.kept else 1
 
 
 if __name__ == "__main__":

@@ -150,14 +150,18 @@ class ResultsStore:
 class StoredRecord:
     """A record as read back, with the bookkeeping the pipeline needs beside it."""
 
-    def __init__(self, record: dict[str, Any], *, notified: bool, attempts: int):
+    def __init__(self, record: dict[str, Any], *, notified_at: str | None, attempts: int):
         self.record = record
-        self.notified = notified
+        self.notified_at = notified_at  # ISO time the outcome was announced; None until then
         self.attempts = attempts
+
+    @property
+    def notified(self) -> bool:
+        return bool(self.notified_at)
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> StoredRecord:
-        return cls(from_item(item), notified=bool(item.get("notified_at")), attempts=int(item.get("attempts") or 1))
+        return cls(from_item(item), notified_at=item.get("notified_at"), attempts=int(item.get("attempts") or 1))
 
 
 def to_item(

@@ -1,0 +1,81 @@
+"""Pacing: calls to a provider are spread so the fleet stays under its rate limit."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from vehicle_ocr.pacing import SAFETY, Pacer
+from vehicle_ocr.settings import Settings
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 100.0
+        self.lock = threading.Lock()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        with self.lock:
+            self.now += seconds
+
+
+def test_calls_are_spaced_by_the_rate_with_a_safety_margin():
+    # Given a pacer for 2 requests per second
+    clock = FakeClock()
+    pacer = Pacer(2, clock=clock, sleep=clock.sleep)
+    # When five calls are made back to back
+    starts = []
+    for _ in range(5):
+        pacer.wait()
+        starts.append(clock.now)
+    # Then they start 1 / (2 × 0.97) s apart: never more than 2 in any second
+    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    assert gaps == pytest.approx([1 / (2 * SAFETY)] * 4)
+    assert starts[0] == 100.0  # the first call does not wait
+
+
+def test_idle_time_is_not_saved_up_into_a_burst():
+    clock = FakeClock()
+    pacer = Pacer(1, clock=clock, sleep=clock.sleep)
+    pacer.wait()
+    clock.now += 60  # a quiet minute
+    assert pacer.wait() == 0
+    assert pacer.wait() == pytest.approx(1 / SAFETY)  # the next one waits again
+
+
+def test_concurrent_callers_get_distinct_slots():
+    # Given one pacer shared by threads (the local stack's dispatcher)
+    pacer = Pacer(50)
+    waits: list[float] = []
+    lock = threading.Lock()
+
+    def call():
+        waited = pacer.wait()
+        with lock:
+            waits.append(waited)
+
+    threads = [threading.Thread(target=call) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Then the n-th caller waited about n intervals: the ten calls span 9 intervals, no burst
+    assert max(waits) == pytest.approx(9 * pacer.interval_s, abs=0.05)
+
+
+@pytest.mark.parametrize(("instances", "expected"), [(1, 2.0), (2, 1.0), (4, 0.5)])
+def test_each_instance_takes_an_equal_share_of_the_limit(instances, expected):
+    settings = Settings(
+        results_table="t", failure_queue_url="q", event_bus_name="b", apizero_rps=2.0, pacing_instances=instances
+    )
+    assert settings.requests_per_second("apizero") == expected
+    assert settings.requests_per_second("local") is None  # the offline engine is not paced
+
+
+def test_rate_must_be_positive():
+    with pytest.raises(ValueError, match="positive"):
+        Pacer(0)
