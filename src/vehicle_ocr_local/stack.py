@@ -31,7 +31,9 @@ from typing import Any
 
 import boto3
 import requests
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from moto.server import ThreadedMotoServer
+from werkzeug.serving import make_server
 
 from vehicle_ocr_local.api_gateway import LocalApiServer, LocalLambdaContext, routes_from_template
 from vehicle_ocr_local.template import LOCAL_BUCKET, REGION, LocalResources, create_resources, load_template
@@ -44,6 +46,14 @@ NOTIFICATION_QUEUE = "vehicle-ocr-local-s3-notifications"
 EVENTS_QUEUE = "vehicle-ocr-local-success-events"
 # Lambda retries a failed asynchronous invocation twice (after about 1 and 2 minutes); locally, seconds.
 DEFAULT_RETRY_DELAYS_S = (1.0, 2.0)
+
+
+def _logger_levels() -> dict[str, int]:
+    return {
+        name: logger.level
+        for name, logger in logging.root.manager.loggerDict.items()
+        if isinstance(logger, logging.Logger)
+    }
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -72,6 +82,30 @@ def load_function(function: str, module_name: str, environment: Mapping[str, str
     return module
 
 
+class SerializedMotoServer(ThreadedMotoServer):
+    """moto's server, answering one request at a time.
+
+    moto's backends are not thread-safe: concurrent requests (the dispatcher runs several
+    invocations at once) lose writes and fail with "dictionary changed size during
+    iteration". SQS long polls stay outside the lock: they wait for a SendMessage that
+    would otherwise never get in.
+    """
+
+    def _server_entry(self) -> None:
+        app = DomainDispatcherApplication(create_backend_app)
+        lock = threading.Lock()
+
+        def serialized(environ: dict[str, Any], start_response: Any) -> Any:
+            if environ.get("HTTP_X_AMZ_TARGET") == "AmazonSQS.ReceiveMessage":
+                return app(environ, start_response)
+            with lock:
+                return list(app(environ, start_response))  # the whole response, inside the lock
+
+        self._server = make_server(self._ip_address, self._port, serialized, True, request_handler=MotoRequestHandler)
+        self._server_ready_event.set()
+        self._server.serve_forever()
+
+
 @dataclass
 class DispatchStats:
     """What the dispatcher did; read by `demo` for its progress bar."""
@@ -79,6 +113,7 @@ class DispatchStats:
     invocations: int = 0
     retries: int = 0
     dead_lettered: int = 0
+    duplicates_delivered: int = 0
     outcomes: list[dict[str, Any]] = field(default_factory=list)  # the handler's "processed" entries
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -99,6 +134,9 @@ class StackConfig:
     # Template parameter overrides (e.g. {"LogLevel": "WARNING"}), applied as a deploy would.
     parameters: Mapping[str, str] = field(default_factory=dict)
     quiet: bool = False  # no function logs or metrics on stdout (the demo draws a progress bar there)
+    # Fault injection: how many extra copies of an S3 event to deliver (S3 delivers at least once).
+    # Copies are queued the moment the original is received, so they often run concurrently with it.
+    duplicate_deliveries: Callable[[dict[str, Any]], int] | None = None
 
 
 class LocalStack:
@@ -107,11 +145,12 @@ class LocalStack:
         self.stats = DispatchStats()
         self.resources: LocalResources | None = None
         self.providers: dict[str, str] = {}
-        self._moto: ThreadedMotoServer | None = None
+        self._moto: SerializedMotoServer | None = None
         self._api: LocalApiServer | None = None
         self._workers: list[threading.Thread] = []
         self._stopping = threading.Event()
         self._saved_environment: dict[str, str] | None = None
+        self._saved_levels: dict[str, int] | None = None
         self.aws_endpoint = ""
         self.api_url = ""
         self.recognize: ModuleType | None = None
@@ -129,9 +168,10 @@ class LocalStack:
     def start(self) -> LocalStack:
         config = self.config
         self._saved_environment = dict(os.environ)
+        self._saved_levels = _logger_levels()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
         aws_port = config.aws_port or free_port(config.host)
-        self._moto = ThreadedMotoServer(ip_address=config.host, port=aws_port, verbose=False)
+        self._moto = SerializedMotoServer(ip_address=config.host, port=aws_port, verbose=False)
         self._moto.start()
         self.aws_endpoint = f"http://{config.host}:{aws_port}"
         # moto keeps its state per process, not per server: start from empty, as a new stack would.
@@ -178,6 +218,12 @@ class LocalStack:
             os.environ.clear()
             os.environ.update(self._saved_environment)
             self._saved_environment = None
+        # The functions' loggers are process-wide: leave them as they were (a quiet stack sets ERROR).
+        if self._saved_levels is not None:
+            for name, logger in list(logging.root.manager.loggerDict.items()):
+                if isinstance(logger, logging.Logger):
+                    logger.setLevel(self._saved_levels.get(name, logging.NOTSET))
+            self._saved_levels = None
 
     # ------------------------------------------------------------------------------------------ resources
     @property
@@ -292,7 +338,10 @@ class LocalStack:
         while not self._stopping.is_set():
             try:
                 messages = sqs.receive_message(
-                    QueueUrl=self.notification_queue_url, MaxNumberOfMessages=1, WaitTimeSeconds=1
+                    QueueUrl=self.notification_queue_url,
+                    MaxNumberOfMessages=1,
+                    WaitTimeSeconds=1,
+                    MessageAttributeNames=["All"],
                 ).get("Messages", [])
             except Exception:  # the emulator is going away during stop()
                 if self._stopping.is_set():
@@ -301,8 +350,21 @@ class LocalStack:
                 time.sleep(0.5)
                 continue
             for message in messages:
-                self._invoke_async(json.loads(message["Body"]))
+                event = json.loads(message["Body"])
+                if self.config.duplicate_deliveries and "MessageAttributes" not in message:
+                    self._deliver_again(sqs, message["Body"], self.config.duplicate_deliveries(event))
+                self._invoke_async(event)
                 sqs.delete_message(QueueUrl=self.notification_queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+    def _deliver_again(self, sqs: Any, body: str, copies: int) -> None:
+        for _ in range(copies):
+            sqs.send_message(
+                QueueUrl=self.notification_queue_url,
+                MessageBody=body,
+                MessageAttributes={"duplicate": {"DataType": "String", "StringValue": "true"}},
+            )
+        with self.stats.lock:
+            self.stats.duplicates_delivered += copies
 
     def _invoke_async(self, event: dict[str, Any]) -> None:
         """One asynchronous invocation: the first try, Lambda's two retries, then the on-failure destination."""
