@@ -28,7 +28,7 @@ from vehicle_ocr_local.template import create_resources  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
 
-pytest_plugins = ["tests.fakes.fixtures"]
+pytest_plugins = ["tests.fakes.fixtures", "tests.fakes.log_audit"]
 
 # No test may reach a real AWS account, whatever the developer's shell has configured.
 for _name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):

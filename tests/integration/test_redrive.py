@@ -102,7 +102,16 @@ def test_redrive_command_against_the_local_stack(running_stack, fake_upstream):
 
     # When `vehicle-ocr redrive --code 150` runs against the local stack
     result = subprocess.run(  # noqa: S603 - our own console script
-        [str(VENV_BIN / "vehicle-ocr"), "redrive", "--code", "150", "--endpoint", stack.aws_endpoint, "--timeout", "60"],
+        [
+            str(VENV_BIN / "vehicle-ocr"),
+            "redrive",
+            "--code",
+            "150",
+            "--endpoint",
+            stack.aws_endpoint,
+            "--timeout",
+            "60",
+        ],
         capture_output=True,
         text=True,
         env={**os.environ, "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"},
