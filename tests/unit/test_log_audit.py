@@ -15,6 +15,9 @@ def test_a_planted_secret_in_a_log_line_is_found(monkeypatch):
     log_audit.register_secret("王小明测试", "owner name (planted)")
     try:
         logger = logging.getLogger("log-audit-probe")
+        # Other tests may change the root level or disable loggers: this probe must log regardless.
+        monkeypatch.setattr(logger, "disabled", False)
+        logger.setLevel(logging.INFO)  # setLevel, not the attribute: it clears the level cache
         # When a record carries the owner in an extra field, and another one an image in base64
         logger.warning("processed", extra={"licence": {"owner": "王小明测试"}})
         logger.warning("upstream request %s", base64.b64encode(make_jpeg(1)).decode()[:60])
@@ -26,3 +29,4 @@ def test_a_planted_secret_in_a_log_line_is_found(monkeypatch):
         assert found[1].startswith("base64 image data")
     finally:
         log_audit._secrets.pop("王小明测试", None)
+        logging.getLogger("log-audit-probe").setLevel(logging.NOTSET)
