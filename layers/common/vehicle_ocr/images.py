@@ -6,9 +6,33 @@ Formats are told from magic bytes, never from the key's extension: a text file n
 ``prepare_for_upstream`` then turns an accepted image into bytes the upstream takes:
 
 * JPEG, PNG and BMP within the upstream's limit and without an EXIF orientation other than 1
-  go as they are: the very same ``bytes`` object, metadata included. Only headers are read,
-  by a small bounded parser (``_header``): Pillow is not even imported on this path, which
-  is most uploads.
+  keep their pixels exactly: the compressed data is copied, never decoded. Only their metadata
+  is cut out, whole segments or chunks, by a small bounded parser (``_header`` and
+  ``_without_metadata``): Pillow is not even imported on this path, which is most uploads.
+  EXIF (GPS, camera serial numbers, owner names), XMP, IPTC, comments and the like must
+  never leave for the upstream. What stays is an allow-list of what decoding needs:
+
+  - JPEG: every non-APPn segment (tables, frame, scans) byte for byte; APP0 JFIF (an
+    embedded JFIF thumbnail is cut: it may show the picture before a crop); APP2 ICC
+    profile (colour only, kept so the colours stay as shot; it names the profile, not the
+    person); APP14 Adobe (it says how CMYK/YCCK/RGB samples decode). Removed: APP1 (Exif,
+    XMP), APP13 (Photoshop IPTC), COM and every other APPn. Images appended after the first
+    one (an MPO, an Ultra HDR gain map) go too, cut where the Multi-Picture Format index says
+    the first one ends; a Google container announced in XMP without that index goes to
+    Pillow instead. Any other trailer after the first image's EOI goes as well: Samsung's SEF
+    records, the MP4 of a motion photo, vendors' data; its bytes are counted in the changes.
+    Finding that EOI means scanning the compressed data (about 1 ms a MB); it is skipped when
+    the file ends with an EOI that the 64 KB before it show to be the scan's own, as most files
+    do. Known gaps: APPn/COM *between* the scans of a progressive JPEG (no encoder writes them
+    there) stay, and so does a JPEG of over 64 KB appended without announcement.
+  - PNG: critical chunks and those that change how pixels render (gAMA, cHRM, sRGB, iCCP,
+    cICP, mDCV, cLLI, sBIT, tRNS, bKGD, pHYs) or are pixels (APNG acTL, fcTL, fdAT) stay;
+    every other chunk goes (eXIf, tEXt, zTXt, iTXt, tIME, private chunks, ...), and any bytes
+    after IEND. CRCs are per chunk: nothing is recomputed.
+  - BMP has no metadata.
+
+  Nothing to remove: the very same ``bytes`` object. Headers the parser cannot follow go
+  to Pillow, below, like everything else.
 * Everything else is decoded with Pillow (imported lazily) and re-encoded as a baseline JPEG:
   WebP, GIF (first frame) and TIFF (first page) are converted; an EXIF orientation other
   than 1 is applied to the pixels; transparency is flattened on white. JPEG, never PNG,
@@ -25,6 +49,7 @@ What was done is listed in ``PreparedImage.changes``, for the record and the log
 from __future__ import annotations
 
 import io
+import re
 import struct
 import warnings
 from dataclasses import dataclass
@@ -36,7 +61,7 @@ if TYPE_CHECKING:  # pragma: no cover - Pillow is imported lazily, only where pi
     from PIL.Image import Image as PILImage
     from PIL.ImageFile import ImageFile as PILImageFile
 
-# The formats both upstreams document (tianapi: jpg/png/bmp); they go as they are.
+# The formats both upstreams document (tianapi: jpg/png/bmp); they go as they are, less their metadata.
 _SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"\xff\xd8\xff", "jpeg"),
     (b"\x89PNG\r\n\x1a\n", "png"),
@@ -73,8 +98,27 @@ MAX_DECODE_PIXELS = 25_000_000
 
 _MAX_JPEG_SEGMENTS = 256  # real files have a few dozen before the scan; beyond that Pillow decides
 _MAX_FILL_BYTES = 64  # 0xFF padding allowed before a marker
-_MAX_PNG_CHUNKS = 256
+_EOI = b"\xff\xd9"  # JPEG End Of Image
+_PADDING = b"\x00\r\n "  # what encoders and transfers may leave after an EOI
+_MAX_PADDING = 16  # of it at the end of a file that ends with its EOI; more is scanned for the EOI
+# In a scan's compressed data 0xFF is followed by a stuffed 0x00 or a restart marker's second byte.
+_JPEG_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7]")
+_EOI_CHECKED = 65536  # bytes before a file's final EOI checked to be compressed data, not a trailer
+_MAX_PNG_CHUNKS = 256  # before the image data
+# The whole file, for its metadata: libpng writes 8 KiB IDAT chunks, Pillow 64 KiB ones, so
+# real files under the upstream's limit have a few hundred at most. Beyond, Pillow re-encodes.
+_MAX_PNG_ALL_CHUNKS = 4096
 _ORIENTATION_TAG = 0x0112
+_MP_ENTRY_TAG = 0xB002  # Multi-Picture Format (CIPA DC-007): one 16-byte entry per image
+# JPEG APPn segments decoding needs, told by their identifier: APP0 JFIF, APP2 ICC, APP14 Adobe.
+_JPEG_KEPT_APPS = {0xE0: b"JFIF\x00", 0xE2: b"ICC_PROFILE\x00", 0xEE: b"Adobe"}
+_JFIF_BODY = 14  # identifier, version, units, densities, then a thumbnail's width and height
+_GOOGLE_CONTAINER = b"http://ns.google.com/photos/1.0/container/"  # XMP: files appended after the image
+# PNG ancillary chunks that change how the pixels look (or are pixels, APNG): kept.
+_PNG_KEPT_CHUNKS = frozenset(
+    {b"gAMA", b"cHRM", b"sRGB", b"iCCP", b"cICP", b"mDCV", b"cLLI", b"sBIT", b"tRNS", b"bKGD", b"pHYs"}
+    | {b"acTL", b"fcTL", b"fdAT"}
+)
 
 
 @dataclass(frozen=True)
@@ -139,8 +183,9 @@ def prepare_for_upstream(data: bytes, *, limit_bytes: int) -> PreparedImage:
     if image_format in UPSTREAM_FORMATS and len(data) <= limit_bytes:
         width, height, orientation = _header(data, image_format) or _pillow_header(data, image_format)
         _check_pixels(width, height, image_format, decoding=False)
-        if orientation == 1:
-            return PreparedImage(data, image_format, image_format, width, height)
+        if orientation == 1 and (stripped := _without_metadata(data, image_format)) is not None:
+            clean, changes = stripped
+            return PreparedImage(clean, image_format, image_format, width, height, changes)
     return _reencode(data, image_format, limit_bytes)
 
 
@@ -150,8 +195,7 @@ def prepare_for_upstream(data: bytes, *, limit_bytes: int) -> PreparedImage:
 def _complete(data: bytes, image_format: str) -> bool:
     """Cheap structural check for truncation (an interrupted upload), without decoding pixels."""
     if image_format == "jpeg":
-        # Encoders may pad after the End Of Image marker; a truncated file has none.
-        return data.rstrip(b"\x00\r\n ").endswith(b"\xff\xd9")
+        return _jpeg_complete(data)
     if image_format == "png":
         return _PNG_END in data[-64:]
     if image_format == "bmp":
@@ -161,6 +205,65 @@ def _complete(data: bytes, image_format: str) -> bool:
         # RIFF declares the size of what follows its 8-byte header.
         return len(data) >= 12 and len(data) >= 8 + int.from_bytes(data[4:8], "little")
     return True  # GIF and TIFF: a truncated file fails when Pillow decodes it (IMAGE_CORRUPT)
+
+
+def _jpeg_complete(data: bytes) -> bool:
+    """An EOI after the first scan begins: data after it (a phone's trailer, a motion photo's
+    MP4) is no truncation; a file cut in its compressed data has no EOI there."""
+    try:
+        walked = _jpeg_segments(data)
+        # Headers it cannot follow, or no scan at all: any EOI will do, Pillow decodes such a file and judges.
+        scan_data = _jpeg_scan_data(data, walked[1]) if walked is not None and walked[2] == 0xDA else 2
+    except struct.error:  # a length cut off by the end of the data
+        return False
+    # Most files end with their EOI: then nothing is scanned.
+    return _jpeg_final_eoi(data, scan_data) is not None or data.find(_EOI, scan_data) != -1
+
+
+def _jpeg_scan_data(data: bytes, sos: int) -> int:
+    """Where the compressed data of the scan whose SOS (fill bytes included) begins at ``sos`` begins.
+
+    May raise struct.error when its length is cut off by the end of the data.
+    """
+    marker = data.index(0xDA, sos)  # after the 0xFF fill bytes: _jpeg_segments found them
+    (length,) = struct.unpack_from(">H", data, marker + 1)
+    return marker + 1 + length
+
+
+def _jpeg_final_eoi(data: bytes, scan_data: int) -> int | None:
+    """Where the EOI ending the file begins, a little padding after it allowed, if it is after
+    ``scan_data``; None when the file does not end with an EOI. Constant time."""
+    tail = data[-_MAX_PADDING:]
+    eoi = len(data) - len(tail) + len(tail.rstrip(_PADDING)) - 2
+    return eoi if eoi >= scan_data and data.startswith(_EOI, eoi, eoi + 2) else None
+
+
+def _jpeg_image_end(data: bytes, scan_data: int) -> int | None:
+    """Where the first image ends, just after its EOI (or its padding); None when it has none.
+
+    ``scan_data`` is where the compressed data of its first scan begins. The image ends at the
+    first EOI after it, and whatever follows that is a trailer (Samsung's SEF records, a motion
+    photo's MP4), which may hold FF D9 bytes of its own (an embedded JPEG, video frames).
+
+    That first EOI is the image's own, even in a progressive JPEG of many scans: in compressed
+    data every 0xFF byte is followed by a stuffed 0x00, and its only markers are the restart
+    markers FF D0 to FF D7; between two scans there are only marker segments (DHT, DQT, DRI,
+    SOS, DNL) whose valid table values never make FF D9 (APPn or COM could hold one, but no
+    encoder writes them there). So no FF D9 comes before the image's EOI.
+
+    Finding it takes ``bytes.find`` over the compressed data, about 1 ms a MB, so the common
+    case is taken first: the file ends with an EOI, and the 64 KB before it are compressed data
+    (no marker but restart ones; about 30 us): that EOI ends the scan, and the image. A trailer
+    that happens to end with FF D9 fails this (video and vendors' records are full of FF bytes
+    followed by others); an appended JPEG larger than 64 KB would pass it, a known gap.
+    """
+    final = _jpeg_final_eoi(data, scan_data)
+    if final is not None and _JPEG_MARKER.search(data, max(scan_data, final - _EOI_CHECKED), final) is None:
+        return len(data)  # the padding, if any, stays: it says nothing
+    eoi = data.find(_EOI, scan_data)
+    if eoi == -1:
+        return None
+    return len(data) if eoi == final else eoi + 2
 
 
 def _header(data: bytes, image_format: str) -> tuple[int, int, int] | None:
@@ -175,12 +278,18 @@ def _header(data: bytes, image_format: str) -> tuple[int, int, int] | None:
         return None
 
 
-def _jpeg_header(data: bytes) -> tuple[int, int, int] | None:
-    """Walk the marker segments up to the scan: frame size (SOFn) and the first Exif APP1."""
-    size: tuple[int, int] | None = None
-    orientation: int | None = None
+def _jpeg_segments(data: bytes) -> tuple[list[tuple[int, int, int, int]], int, int] | None:
+    """The marker segments before the first scan, or None when they cannot be followed.
+
+    Returns the segments as (marker, begin, body, end): the segment is data[begin:end], its
+    0xFF fill bytes included, and its payload data[body:end] (empty for standalone markers);
+    then where the SOS (or an early EOI) begins, and which of the two it is. May raise
+    struct.error on a length cut off by the end of the data.
+    """
+    segments: list[tuple[int, int, int, int]] = []
     pos = 2
     for _ in range(_MAX_JPEG_SEGMENTS):
+        begin = pos
         if data[pos : pos + 1] != b"\xff":
             return None
         for _ in range(_MAX_FILL_BYTES):
@@ -192,21 +301,32 @@ def _jpeg_header(data: bytes) -> tuple[int, int, int] | None:
         marker = data[pos + 1]
         if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # standalone markers, no length
             pos += 2
+            segments.append((marker, begin, pos, pos))
             continue
         if marker in (0xD9, 0xDA):  # end of image, start of scan: no more headers
-            break
+            return segments, begin, marker
         (length,) = struct.unpack_from(">H", data, pos + 2)
-        start, end = pos + 4, pos + 2 + length
+        end = pos + 2 + length
         if length < 2 or end > len(data):
             return None
+        segments.append((marker, begin, pos + 4, end))
+        pos = end
+    return None
+
+
+def _jpeg_header(data: bytes) -> tuple[int, int, int] | None:
+    """Walk the marker segments up to the scan: frame size (SOFn) and the first Exif APP1."""
+    walked = _jpeg_segments(data)
+    if walked is None:
+        return None
+    size: tuple[int, int] | None = None
+    orientation: int | None = None
+    for marker, _, start, end in walked[0]:
         if marker == 0xE1 and orientation is None and data.startswith(b"Exif\x00\x00", start):
             orientation = _tiff_orientation(data, start + 6, end)
-        elif 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC) and size is None and length >= 7:
+        elif 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC) and size is None and end - start >= 5:
             height, width = struct.unpack_from(">HH", data, start + 1)
             size = (width, height)
-        pos = end
-    else:
-        return None
     if size is None or 0 in size:  # height 0: defined later by a DNL marker
         return None
     return size[0], size[1], orientation or 1
@@ -240,29 +360,186 @@ def _bmp_header(data: bytes) -> tuple[int, int, int] | None:
     return abs(width), abs(height), 1  # a negative height means rows stored top-down
 
 
-def _tiff_orientation(data: bytes, start: int, end: int) -> int:
-    """The Orientation tag of IFD0 in the TIFF structure at data[start:end]; 1 when absent or odd."""
+def _tiff_entry(data: bytes, start: int, end: int, tag: int) -> tuple[str, int, int] | None:
+    """IFD0's entry for ``tag`` in the TIFF structure at data[start:end]: (byte order, type, position)."""
     order = data[start : start + 2]
     if end - start < 8 or order not in (b"II", b"MM"):
-        return 1
+        return None
     endian = "<" if order == b"II" else ">"
     magic, ifd_offset = struct.unpack_from(endian + "HI", data, start + 2)
     ifd = start + ifd_offset
     if magic != 42 or ifd + 2 > end:
-        return 1
+        return None
     (count,) = struct.unpack_from(endian + "H", data, ifd)
     for index in range(min(count, (end - ifd - 2) // 12)):  # bounded by the segment
         entry = ifd + 2 + 12 * index
-        tag, value_type = struct.unpack_from(endian + "HH", data, entry)
-        if tag == _ORIENTATION_TAG:
-            if value_type == 3:  # SHORT, as the standard says
-                (value,) = struct.unpack_from(endian + "H", data, entry + 8)
-            elif value_type == 4:  # LONG, from sloppy writers
-                (value,) = struct.unpack_from(endian + "I", data, entry + 8)
-            else:
-                return 1
-            return value if 1 <= value <= 8 else 1
-    return 1
+        entry_tag, value_type = struct.unpack_from(endian + "HH", data, entry)
+        if entry_tag == tag:
+            return endian, value_type, entry
+    return None
+
+
+def _tiff_orientation(data: bytes, start: int, end: int) -> int:
+    """The Orientation tag of IFD0 in the TIFF structure at data[start:end]; 1 when absent or odd."""
+    found = _tiff_entry(data, start, end, _ORIENTATION_TAG)
+    if found is None:
+        return 1
+    endian, value_type, entry = found
+    if value_type == 3:  # SHORT, as the standard says
+        (value,) = struct.unpack_from(endian + "H", data, entry + 8)
+    elif value_type == 4:  # LONG, from sloppy writers
+        (value,) = struct.unpack_from(endian + "I", data, entry + 8)
+    else:
+        return 1
+    return value if 1 <= value <= 8 else 1
+
+
+class _Unfollowable(Exception):
+    """The parser cannot follow this file's structure (Pillow may)."""
+
+
+def _without_metadata(data: bytes, image_format: str) -> tuple[bytes, tuple[str, ...]] | None:
+    """The image with its metadata (and a JPEG's trailer) cut out, and the changes that says
+    (none: the very same object).
+
+    None when the structure cannot be followed: Pillow decides then, and re-encodes.
+    """
+    trailer = 0
+    try:
+        if image_format == "jpeg":
+            pieces, removed, trailer = _jpeg_pieces(data)
+        elif image_format == "png":
+            pieces, removed = _png_pieces(data)
+        else:
+            return data, ()  # BMP: pixels and a header, nothing else
+    except (struct.error, _Unfollowable):
+        return None
+    changes = (f"metadata removed ({', '.join(dict.fromkeys(removed))})",) if removed else ()
+    if trailer:
+        changes += (f"trailer removed ({trailer} bytes)",)
+    if not changes:
+        return data, ()
+    return b"".join(pieces), changes  # one copy: the pieces are views
+
+
+def _jpeg_pieces(data: bytes) -> tuple[list[bytes | memoryview], list[str], int]:
+    """The JPEG as pieces to join, the segments before the scan that carry metadata left out,
+    and everything after its first image; then how many bytes of trailer that left out."""
+    walked = _jpeg_segments(data)
+    if walked is None or walked[2] != 0xDA:
+        raise _Unfollowable
+    segments, scan, _ = walked
+    view = memoryview(data)
+    pieces: list[bytes | memoryview] = []
+    removed: list[str] = []
+    kept_from = 0  # data[kept_from:begin] is kept as it is
+    image_end = len(data)
+    trailer = 0
+    container = False
+    for marker, begin, start, end in segments:
+        kind = _jpeg_metadata(data, marker, start, end)
+        if kind is None:
+            continue
+        pieces.append(view[kept_from:begin])
+        kept_from = end
+        removed.append(kind)
+        if kind == "thumbnail":  # the JFIF segment without its thumbnail
+            pieces.append(b"\xff\xe0" + struct.pack(">H", _JFIF_BODY + 2) + data[start : start + 12] + b"\x00\x00")
+        elif kind == "mpf":  # more images follow the first one: cut there
+            image_end = _mpf_first_image_size(data, start, end)
+            if not scan < image_end <= len(data) or data[image_end - 2 : image_end] != b"\xff\xd9":
+                raise _Unfollowable
+        elif kind == "xmp":
+            container = container or data.find(_GOOGLE_CONTAINER, start, end) != -1
+    if container and image_end == len(data):  # files appended, but where the image ends is unknown
+        raise _Unfollowable
+    if image_end < len(data):
+        removed.append("appended images")
+    else:
+        # A phone's trailer (Samsung's SEF records), an MP4 appended to a motion photo, a vendor's
+        # data: everything after the EOI goes. Padding after an EOI that ends the file stays.
+        end = _jpeg_image_end(data, _jpeg_scan_data(data, scan))
+        if end is None:  # truncated: check_image refuses it before
+            raise _Unfollowable
+        image_end, trailer = end, len(data) - end
+    pieces.append(view[kept_from:image_end])
+    return pieces, removed, trailer
+
+
+def _jpeg_metadata(data: bytes, marker: int, start: int, end: int) -> str | None:
+    """What a segment before the scan holds when it is to be removed; None when it stays."""
+    if marker == 0xFE:
+        return "comment"
+    if not 0xE0 <= marker <= 0xEF:  # tables, frame, restart interval, ...: decoding needs them
+        return None
+    if marker == 0xE1:
+        if data.startswith(b"Exif\x00\x00", start):
+            return "exif"
+        # http://ns.adobe.com/xap/1.0/ and, for XMP over 64 KB, http://ns.adobe.com/xmp/extension/
+        return "xmp" if data.startswith(b"http://ns.adobe.com/x", start) else "app1"
+    if marker == 0xED:
+        return "iptc" if data.startswith(b"Photoshop 3.0\x00", start) else "app13"
+    if marker == 0xE2 and data.startswith(b"MPF\x00", start):
+        return "mpf"
+    identifier = _JPEG_KEPT_APPS.get(marker)
+    if identifier is None or not data.startswith(identifier, start):
+        return f"app{marker - 0xE0}"
+    if marker == 0xE0 and end - start > _JFIF_BODY:
+        return "thumbnail"
+    return None
+
+
+def _mpf_first_image_size(data: bytes, start: int, end: int) -> int:
+    """From a Multi-Picture Format APP2: the size of the first image, SOI to EOI."""
+    found = _tiff_entry(data, start + 4, end, _MP_ENTRY_TAG)  # after b"MPF\0"
+    if found is None:
+        raise _Unfollowable
+    endian, value_type, entry = found
+    count, offset = struct.unpack_from(endian + "II", data, entry + 4)
+    first = start + 4 + offset
+    if value_type != 7 or count < 16 or first + 16 > end:  # UNDEFINED, 16 bytes an image
+        raise _Unfollowable
+    size, image_offset = struct.unpack_from(endian + "II", data, first + 4)  # after its attributes
+    if image_offset != 0:  # the first entry is the first image, at offset 0
+        raise _Unfollowable
+    return size
+
+
+def _png_pieces(data: bytes) -> tuple[list[bytes | memoryview], list[str]]:
+    """The PNG as pieces to join, the chunks that carry no pixels and change no colour left out."""
+    view = memoryview(data)
+    pieces: list[bytes | memoryview] = []
+    removed: list[str] = []
+    kept_from = 0
+    pos = 8
+    for _ in range(_MAX_PNG_ALL_CHUNKS):
+        length, kind = struct.unpack_from(">I4s", data, pos)
+        end = pos + 12 + length  # length, type, data, CRC
+        if length > 0x7FFFFFFF or end > len(data) or not kind.isalpha():  # the standard: four letters
+            raise _Unfollowable
+        if kind == b"IEND":
+            break
+        if kind[0] & 0x20 and kind not in _PNG_KEPT_CHUNKS:  # ancillary (lowercase first letter)
+            pieces.append(view[kept_from:pos])
+            kept_from = end
+            removed.append(_png_metadata(data, kind, pos + 8))
+        pos = end
+    else:
+        raise _Unfollowable
+    if end < len(data):
+        removed.append("data after IEND")
+    pieces.append(view[kept_from:end])
+    return pieces, removed
+
+
+def _png_metadata(data: bytes, kind: bytes, start: int) -> str:
+    if kind == b"eXIf":
+        return "exif"
+    if kind == b"iTXt" and data.startswith(b"XML:com.adobe.xmp\x00", start):
+        return "xmp"
+    if kind in (b"tEXt", b"zTXt", b"iTXt"):
+        return "text"
+    return kind.decode("ascii")  # tIME, private chunks, ...
 
 
 def _check_pixels(width: int, height: int, image_format: str, *, decoding: bool) -> None:
