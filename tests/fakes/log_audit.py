@@ -34,7 +34,9 @@ def register_secret(value: str, what: str) -> None:
 
 def _render(record: logging.LogRecord) -> str:
     extras = {name: value for name, value in record.__dict__.items() if name not in _STANDARD_ATTRIBUTES}
-    text = f"{record.name} {record.levelname} {record.getMessage()} {json.dumps(extras, default=str, ensure_ascii=False)}"
+    text = (
+        f"{record.name} {record.levelname} {record.getMessage()} {json.dumps(extras, default=str, ensure_ascii=False)}"
+    )
     if record.exc_info:
         text += " " + logging.Formatter().formatException(record.exc_info)
     return text
@@ -43,7 +45,7 @@ def _render(record: logging.LogRecord) -> str:
 def _auditing_handle(self: logging.Logger, record: logging.LogRecord) -> Any:
     try:
         rendered = _render(record)
-    except Exception as exc:  # noqa: BLE001 - a record we cannot render is itself worth reporting
+    except Exception as exc:
         rendered = f"<unrenderable record from {record.name}: {exc!r}>"
     with _lock:
         _lines.append(rendered)
