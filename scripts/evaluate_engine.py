@@ -1,0 +1,328 @@
+"""Accuracy and speed of the offline engine (provider ``local``) on the labelled samples.
+
+    .venv/bin/python scripts/evaluate_engine.py [--samples samples] [--runs 3] [--json out.json] [-v]
+
+Compares what the pipeline would store, not the engine's raw strings: plate numbers after
+``normalize_plate`` against ``canonical_plate_number`` of the truth, colours after
+``normalize_color``, licence fields after ``normalize_vehicle_license`` on both sides (only
+the fields the truth lists for that page).  Speed: every image through the engine and
+through the plain rapidocr call on the same bytes, warm, median of ``--runs`` runs each,
+interleaved so both see the same machine state.
+
+``samples/ground_truth.json`` maps a path under the samples folder to
+``{"kind": "plate", "plates": [{"number", "color", "kind"}]}`` or
+``{"kind": "vehicle_license", "page": "front|back", "fields": {apizero name: printed value}}``;
+an entry may instead carry ``"error": "<pipeline code>"`` for an image that must fail.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import resource
+import statistics
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+for _path in (ROOT / "layers" / "common", ROOT / "src"):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
+
+from vehicle_ocr.errors import RecognitionError  # noqa: E402
+from vehicle_ocr.normalize.plates import canonical_plate_number, normalize_color, normalize_plate  # noqa: E402
+from vehicle_ocr.normalize.vehicle_license import normalize_vehicle_license  # noqa: E402
+
+DEFAULT_SAMPLES = ROOT / "samples"
+TARGETS = {"plate_numbers_pct": 98.0, "plate_colors_pct": 95.0, "license_fields_pct": 95.0}
+
+# apizero field -> the key(s) normalize_vehicle_license writes for it.
+NORMALIZED_KEYS: dict[str, tuple[str, ...]] = {
+    "plate_number": ("plate_number",),
+    "vehicle_type": ("vehicle_type",),
+    "owner": ("owner",),
+    "address": ("address",),
+    "use_character": ("use_character",),
+    "model": ("model",),
+    "vin": ("vin",),
+    "engine_number": ("engine_number",),
+    "register_date": ("register_date",),
+    "issue_date": ("issue_date",),
+    "license_issuing_authority": ("license_issuing_authority",),
+    "document_id": ("document_id",),
+    "approved_passengers_capacity": ("approved_passengers",),
+    "total_mass": ("total_mass_kg",),
+    "curb_weight": ("curb_weight_kg",),
+    "ratified_load_capacity": ("ratified_load_kg",),
+    "gabarite": ("dimensions_mm",),
+    "traction_mass": ("traction_mass_kg",),
+    "remarks": ("remarks",),
+    "inspection_record": ("inspection_record",),
+}
+
+
+@dataclass
+class Tally:
+    right: int = 0
+    total: int = 0
+
+    def add(self, ok: bool) -> None:
+        self.total += 1
+        self.right += int(ok)
+
+    @property
+    def pct(self) -> float | None:
+        return round(100.0 * self.right / self.total, 2) if self.total else None
+
+
+@dataclass
+class Report:
+    samples: str
+    images: int = 0
+    plate_images: int = 0
+    license_images: int = 0
+    plate_numbers: Tally = field(default_factory=Tally)
+    plate_colors: Tally = field(default_factory=Tally)
+    license_fields: Tally = field(default_factory=Tally)
+    expected_errors: Tally = field(default_factory=Tally)
+    extra_plates: int = 0
+    field_misses: Counter = field(default_factory=Counter)
+    color_confusions: Counter = field(default_factory=Counter)
+    misses: list[dict[str, Any]] = field(default_factory=list)
+    timing: dict[str, Any] = field(default_factory=dict)
+    peak_rss_mb: float = 0.0
+
+    def summary(self) -> dict[str, Any]:
+        figures = {
+            "plate_numbers_pct": self.plate_numbers.pct,
+            "plate_colors_pct": self.plate_colors.pct,
+            "license_fields_pct": self.license_fields.pct,
+        }
+        return {
+            "samples": self.samples,
+            "images": self.images,
+            "plate_images": self.plate_images,
+            "license_images": self.license_images,
+            "plates": self.plate_numbers.total,
+            "plate_numbers_exact": self.plate_numbers.right,
+            "plate_colors_right": self.plate_colors.right,
+            "extra_plates": self.extra_plates,
+            "license_fields": self.license_fields.total,
+            "license_fields_exact": self.license_fields.right,
+            "expected_errors_right": f"{self.expected_errors.right}/{self.expected_errors.total}",
+            **figures,
+            "targets": TARGETS,
+            "targets_met": all(
+                value is None or value >= TARGETS[name] for name, value in figures.items() if name in TARGETS
+            ),
+            "field_misses": dict(self.field_misses.most_common()),
+            "color_confusions": {f"{t}->{p}": n for (t, p), n in self.color_confusions.most_common()},
+            "timing": self.timing,
+            "peak_rss_mb": self.peak_rss_mb,
+            "misses": self.misses,
+        }
+
+
+def load_truth(samples: Path) -> dict[str, dict[str, Any]]:
+    data = json.loads((samples / "ground_truth.json").read_text(encoding="utf-8"))
+    if isinstance(data, Mapping) and isinstance(data.get("samples"), Mapping):
+        data = data["samples"]
+    return {name: entry for name, entry in data.items() if isinstance(entry, Mapping) and entry.get("kind")}
+
+
+def _norm_license(fields: Mapping[str, Any]) -> dict[str, Any]:
+    return normalize_vehicle_license({name: value for name, value in fields.items() if value is not None})
+
+
+def score_plates(report: Report, name: str, truth: list[Mapping[str, Any]], payload: list[Mapping[str, Any]]) -> None:
+    predicted = [normalize_plate(raw) for raw in payload]
+    unmatched = list(predicted)
+    wanted = []
+    for plate in truth:
+        number = canonical_plate_number(plate.get("number"))
+        hit = next((p for p in unmatched if p["number"] == number), None)
+        if hit is not None:
+            unmatched.remove(hit)
+        wanted.append((plate, number, hit))
+    # A plate read wrongly is still paired with its truth (in order) to judge its colour.
+    for plate, number, hit in wanted:
+        report.plate_numbers.add(hit is not None)
+        paired = hit if hit is not None else (unmatched.pop(0) if unmatched else None)
+        color = normalize_color(plate.get("color")).value
+        got_color = paired["color"] if paired else None
+        report.plate_colors.add(got_color == color)
+        if got_color != color:
+            report.color_confusions[(color, got_color)] += 1
+        if hit is None or got_color != color:
+            report.misses.append(
+                {
+                    "image": name,
+                    "want": {"number": number, "color": color},
+                    "got": [{"number": p["number"], "color": p["color"]} for p in predicted],
+                }
+            )
+    report.extra_plates += len(unmatched)
+
+
+def score_license(report: Report, name: str, truth_fields: Mapping[str, Any], payload: Mapping[str, Any]) -> None:
+    want = _norm_license(truth_fields)
+    got = _norm_license(payload if isinstance(payload, Mapping) else {})
+    for raw_name in truth_fields:
+        for key in NORMALIZED_KEYS.get(raw_name, ()):
+            ok = want.get(key) == got.get(key)
+            report.license_fields.add(ok)
+            if not ok:
+                report.field_misses[raw_name] += 1
+                report.misses.append({"image": name, "field": raw_name, "want": want.get(key), "got": got.get(key)})
+
+
+def evaluate(
+    samples: Path = DEFAULT_SAMPLES,
+    runs: int = 3,
+    log: Callable[[str], None] | None = None,
+) -> Report:
+    """Run the engine over every labelled sample; ``runs`` > 0 also times engine vs raw rapidocr."""
+    from vehicle_ocr_local.engine import LocalPlateRecognizer, LocalVehicleLicenseRecognizer, raw_ocr
+
+    truth = load_truth(samples)
+    recognizers = {"plate": LocalPlateRecognizer(), "vehicle_license": LocalVehicleLicenseRecognizer()}
+    report = Report(samples=str(samples))
+    images: list[tuple[str, bytes, str]] = []
+    for name, entry in sorted(truth.items()):
+        path = samples / name
+        if not path.is_file():
+            report.misses.append({"image": name, "error": "file missing"})
+            continue
+        image = path.read_bytes()
+        kind = str(entry["kind"])
+        images.append((name, image, kind))
+        report.images += 1
+        try:
+            payload = recognizers[kind].recognize(image).payload
+            error = None
+        except RecognitionError as exc:
+            payload, error = None, exc.code
+        if entry.get("error"):
+            report.expected_errors.add(error == entry["error"])
+            if error != entry["error"]:
+                report.misses.append({"image": name, "want_error": entry["error"], "got_error": error})
+            continue
+        if kind == "plate":
+            report.plate_images += 1
+            score_plates(report, name, list(entry.get("plates") or []), payload or [])
+        else:
+            report.license_images += 1
+            score_license(report, name, dict(entry.get("fields") or {}), payload or {})
+        if error and log:
+            log(f"  {name}: {error}")
+    if runs > 0 and images:
+        report.timing = time_images(images, recognizers, raw_ocr, runs)
+    report.peak_rss_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    return report
+
+
+def time_images(
+    images: list[tuple[str, bytes, str]], recognizers: Mapping[str, Any], raw_ocr: Callable[[bytes], Any], runs: int
+) -> dict[str, Any]:
+    """Warm, per-image median over ``runs`` of the engine and of raw rapidocr; means of the medians, in ms."""
+    per_kind: dict[str, dict[str, list[float]]] = {}
+    for _name, image, kind in images:
+        engine_ms, raw_ms = [], []
+        for _ in range(runs):
+            start = time.perf_counter()
+            with contextlib.suppress(RecognitionError):
+                recognizers[kind].recognize(image)
+            engine_ms.append((time.perf_counter() - start) * 1000)
+            start = time.perf_counter()
+            with contextlib.suppress(Exception):  # a corrupt sample makes rapidocr raise; its time still counts
+                raw_ocr(image)
+            raw_ms.append((time.perf_counter() - start) * 1000)
+        bucket = per_kind.setdefault(kind, {"engine": [], "raw": []})
+        bucket["engine"].append(statistics.median(engine_ms))
+        bucket["raw"].append(statistics.median(raw_ms))
+
+    def figures(engine: list[float], raw: list[float]) -> dict[str, Any]:
+        engine_mean, raw_mean = statistics.fmean(engine), statistics.fmean(raw)
+        return {
+            "images": len(engine),
+            "engine_ms_per_image": round(engine_mean, 1),
+            "raw_rapidocr_ms_per_image": round(raw_mean, 1),
+            "ratio": round(engine_mean / raw_mean, 3) if raw_mean else None,
+        }
+
+    every_engine = [ms for bucket in per_kind.values() for ms in bucket["engine"]]
+    every_raw = [ms for bucket in per_kind.values() for ms in bucket["raw"]]
+    result = {"runs": runs, "all": figures(every_engine, every_raw)}
+    for kind, bucket in sorted(per_kind.items()):
+        result[kind] = figures(bucket["engine"], bucket["raw"])
+    return result
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}%"
+
+
+def print_report(report: Report, verbose: bool = False) -> None:
+    summary = report.summary()
+    print(
+        f"samples: {report.samples}: {report.images} images "
+        f"({report.plate_images} plate, {report.license_images} licence)"
+    )
+    print(
+        f"plate numbers exact: {_pct(summary['plate_numbers_pct'])} "
+        f"({report.plate_numbers.right}/{report.plate_numbers.total}; target {TARGETS['plate_numbers_pct']}%)"
+    )
+    print(
+        f"plate colours right: {_pct(summary['plate_colors_pct'])} "
+        f"({report.plate_colors.right}/{report.plate_colors.total}; target {TARGETS['plate_colors_pct']}%)"
+    )
+    print(f"extra plates reported: {report.extra_plates}")
+    print(
+        f"licence fields exact: {_pct(summary['license_fields_pct'])} "
+        f"({report.license_fields.right}/{report.license_fields.total}; target {TARGETS['license_fields_pct']}%)"
+    )
+    if report.expected_errors.total:
+        print(f"expected errors raised: {summary['expected_errors_right']}")
+    if report.field_misses:
+        print("licence field misses: " + ", ".join(f"{k} {v}" for k, v in report.field_misses.most_common()))
+    if report.color_confusions:
+        print("colour confusions (truth->got): " + ", ".join(summary["color_confusions"]))
+    for kind, figures in report.timing.items():
+        if isinstance(figures, dict):
+            print(
+                f"ms/image [{kind}] ({figures['images']} images, median of {report.timing['runs']} warm runs): "
+                f"engine {figures['engine_ms_per_image']} vs raw rapidocr {figures['raw_rapidocr_ms_per_image']} "
+                f"(x{figures['ratio']})"
+            )
+    print(f"peak RSS: {report.peak_rss_mb} MB")
+    if verbose:
+        for miss in report.misses:
+            print("  miss:", json.dumps(miss, ensure_ascii=False))
+    print("targets met" if summary["targets_met"] else "TARGETS NOT MET")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--samples", type=Path, default=DEFAULT_SAMPLES, help="folder with ground_truth.json")
+    parser.add_argument("--runs", type=int, default=3, help="timed runs per image and engine (0: no timing)")
+    parser.add_argument("--json", type=Path, help="write the summary here")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print every miss")
+    args = parser.parse_args(argv)
+    if not (args.samples / "ground_truth.json").is_file():
+        print(f"no ground truth: {args.samples / 'ground_truth.json'}", file=sys.stderr)
+        return 2
+    report = evaluate(args.samples, runs=args.runs, log=print)
+    print_report(report, verbose=args.verbose)
+    if args.json:
+        args.json.write_text(json.dumps(report.summary(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    return 0 if report.summary()["targets_met"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
