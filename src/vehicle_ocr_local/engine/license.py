@@ -34,7 +34,7 @@ from vehicle_ocr.providers.base import ProviderAnswer
 from vehicle_ocr_local.engine.authority import AUTHORITY_WORDING, read_authority
 from vehicle_ocr_local.engine.colors import red_ink
 from vehicle_ocr_local.engine.ocr import PROVIDER, OcrLine, read_page
-from vehicle_ocr_local.engine.plates import _matches, _Text, clean_text
+from vehicle_ocr_local.engine.plates import clean_text, plate_in_text
 from vehicle_ocr_local.engine.seal import Seal, find_seals, read_seals
 
 # Printed labels, apizero field name -> spellings (longest tried first when they overlap).
@@ -429,9 +429,7 @@ def _clean_value(name: str, text: str) -> str:
         return ""
     half = to_half_width(text)
     if name == "plate_number":
-        cleaned = clean_text(text)
-        matches = _matches(_Text(cleaned, tuple(range(len(cleaned)))))
-        return matches[0][0] if matches else cleaned
+        return plate_in_text(text) or clean_text(text)
     if name in ("vin", "engine_number", "document_id"):
         return re.sub(r"[^0-9A-Za-z]", "", half).upper()
     if name in ("register_date", "issue_date"):

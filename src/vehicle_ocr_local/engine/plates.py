@@ -221,6 +221,13 @@ def _matches(text: _Text) -> list[tuple[str, int, int, bool]]:
     return found
 
 
+def plate_in_text(text: str) -> str | None:
+    """The first plate number written in ``text`` (as read, separators dropped), or None."""
+    cleaned = clean_text(text)
+    found = _matches(_Text(cleaned, tuple(range(len(cleaned)))))
+    return found[0][0] if found else None
+
+
 def _union_box(lines: Sequence[OcrLine], indices: Iterable[int]) -> tuple[float, float, float, float]:
     chosen = [lines[i] for i in indices]
     return (min(x.x0 for x in chosen), min(x.y0 for x in chosen), max(x.x1 for x in chosen), max(x.y1 for x in chosen))
