@@ -23,6 +23,7 @@ from PIL import Image, ImageDraw
 
 pytest.register_assert_rewrite("tests.fakes")  # before importing from it, so its asserts are rewritten too
 from tests.fakes.fixtures import APIZERO_TEST_KEY, TIANAPI_TEST_KEY  # noqa: E402
+from vehicle_ocr_local.stack import apply_log_level  # noqa: E402
 from vehicle_ocr_local.template import create_resources  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -183,6 +184,7 @@ def load_function_module(function: str, module_name: str) -> Any:
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
     spec.loader.exec_module(module)
+    apply_log_level(module, os.environ)
     return module
 
 

@@ -79,7 +79,20 @@ def load_function(function: str, module_name: str, environment: Mapping[str, str
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
     spec.loader.exec_module(module)
+    apply_log_level(module, environment)
     return module
+
+
+def apply_log_level(module: ModuleType, environment: Mapping[str, str]) -> None:
+    """Give the function's logger its configured level, as a fresh Lambda process would.
+
+    Loggers are process-wide and Powertools does not re-apply the level to one it configured
+    before, so a second function module in this process would inherit whatever was left.
+    """
+    level = environment.get("POWERTOOLS_LOG_LEVEL") or environment.get("LOG_LEVEL") or "INFO"
+    logger = getattr(module, "logger", None)
+    if logger is not None:
+        logger.setLevel(level)
 
 
 class SerializedMotoServer(ThreadedMotoServer):
