@@ -308,6 +308,9 @@ class LocalStack:
         recognize_env.pop("TIANAPI_KEY_PARAMETER", None)
         recognize_env.pop("APIZERO_KEY_PARAMETER", None)
         recognize_env.update(PLATE_PROVIDER=self.providers["plate"], LICENSE_PROVIDER=self.providers["vehicle_license"])
+        # In AWS each of the reserved instances paces itself to its share of a provider's limit. Here
+        # every dispatcher thread shares one module, and so one pacer: it must take the whole limit.
+        recognize_env["PACING_INSTANCES"] = "1"
         passthrough = (
             "TIANAPI_KEY",
             "APIZERO_KEY",

@@ -14,9 +14,10 @@ Protocol checks are those of the documents (key, parameters, base64, 3 MB limit)
 messages come from ``vehicle_ocr.codes``.  Scripted replies (consumed one per request,
 per provider) override everything; then the optional rate limit; then the protocol.
 
-Accounting: ``calls`` holds ``Call(provider, outcome, image_sha256)`` per request, where
+Accounting: ``calls`` holds ``Call(provider, outcome, image_sha256, at)`` per request, where
 ``outcome`` is the JSON code as a string (``"200"``, ``"130"``, ``"0"``, ``"4015"``) or
-``"http_<status>"`` for a non-JSON answer, ``"garbage"`` or ``"closed"``.  A stalled
+``"http_<status>"`` for a non-JSON answer, ``"garbage"`` or ``"closed"``, and ``at`` is when
+the request arrived (``time.monotonic()``, the clock the rate limit counts with).  A stalled
 answer is recorded (and billed, like the real service would) even if the client gave up.
 ``requests`` holds what the server saw about each request's form (method, content
 type, field names, whether the key was right and in which places) - never the key.
@@ -122,6 +123,7 @@ class Call(NamedTuple):
     provider: str
     outcome: str
     image_sha256: str | None
+    at: float = 0.0  # arrival, time.monotonic()
 
 
 @dataclass(frozen=True)
@@ -324,6 +326,7 @@ class FakeUpstream:
 
     # ----------------------------------------------------------------- request handling
     def _handle(self, provider: str, method: str, query: str, headers: Any, body: bytes) -> _Answer:
+        arrived = time.monotonic()
         if provider == TIANAPI:
             parsed = self._parse_tianapi(method, query, headers, body)
         else:
@@ -331,7 +334,7 @@ class FakeUpstream:
 
         with self._lock:
             scripted = self._scripts[provider].popleft() if self._scripts[provider] else None
-            limited = scripted is None and self._over_limit(provider)
+            limited = scripted is None and self._over_limit(provider, arrived)
             stored = self._answers.get((provider, parsed.image_sha256)) if parsed.image_sha256 else None
 
         answer: _Answer | None = None
@@ -355,16 +358,15 @@ class FakeUpstream:
             outcome=answer.outcome,
         )
         with self._lock:
-            self._calls.append(Call(provider, answer.outcome, parsed.image_sha256))
+            self._calls.append(Call(provider, answer.outcome, parsed.image_sha256, arrived))
             self._requests.append(record)
         return answer
 
-    def _over_limit(self, provider: str) -> bool:  # called with the lock held
+    def _over_limit(self, provider: str, now: float) -> bool:  # called with the lock held
         limit = self._limits.get(provider)
         if limit is None:
             return False
         per_second, stamps = limit
-        now = time.monotonic()
         while stamps and now - stamps[0] >= 1.0:
             stamps.popleft()
         if len(stamps) >= per_second:

@@ -48,6 +48,27 @@ def test_idle_time_is_not_saved_up_into_a_burst():
     assert pacer.wait() == pytest.approx(1 / SAFETY)  # the next one waits again
 
 
+def test_a_late_wake_up_pushes_the_next_call_back_instead_of_bunching_them():
+    # Given a pacer for 2 requests per second whose sleeps overrun (a busy CPU) once by 0.4 s
+    clock = FakeClock()
+    overruns = iter([0.4])
+
+    def late_sleep(seconds: float) -> None:
+        clock.sleep(seconds + next(overruns, 0.0))
+
+    pacer = Pacer(2, clock=clock, sleep=late_sleep)
+    # When four calls are made back to back
+    starts = []
+    for _ in range(4):
+        pacer.wait()
+        starts.append(clock.now)
+    # Then consecutive calls are never closer than one interval, so no 1 s window holds three,
+    # nor two plus the late one: the late call shifts those after it
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert min(gaps) >= pacer.interval_s - 1e-9
+    assert all(later - earlier >= 1.0 for earlier, later in zip(starts, starts[2:], strict=False))
+
+
 def test_concurrent_callers_get_distinct_slots():
     # Given one pacer shared by threads (the local stack's dispatcher)
     pacer = Pacer(50)
