@@ -3,6 +3,7 @@
 # when python3.12 is not on PATH but pyenv has a 3.12, that one is used.
 #   scripts/sam-build.sh [BUILD_DIR]   (default .aws-sam/build)
 #   scripts/sam-build.sh --check       exit 0 when a python3.12 can be found, 3 otherwise
+#   scripts/sam-build.sh --python      print that python3.12's path (bench/cold_start.py runs it)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -18,5 +19,8 @@ if ! python3.12 --version >/dev/null 2>&1; then
   exit 3
 fi
 [ "$BUILD_DIR" = "--check" ] && exit 0
+if [ "$BUILD_DIR" = "--python" ]; then
+  exec python3.12 -c 'import sys; print(sys.executable)'
+fi
 export SAM_CLI_TELEMETRY=0
 exec "$ROOT/.venv/bin/sam" build --build-dir "$BUILD_DIR" --cache-dir "$ROOT/.aws-sam/cache" --cached
