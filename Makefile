@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install lint format check-template unit integration test build events openapi up demo clean
+.PHONY: help install lint format check-template unit integration test bench build events openapi up demo clean
 
 help:
 	@echo "make demo            the whole pipeline on the sample images, locally; prints a table"
@@ -12,6 +12,7 @@ help:
 	@echo "make test            install, lint, check the template, run every test (what CI runs)"
 	@echo "make lint            ruff check + ruff format --check"
 	@echo "make check-template  sam validate (--lint), cfn-lint on the transformed template, checkov"
+	@echo "make bench           benchmarks (~6 min): overhead, throughput, cold start, paid calls, engine; bench/REPORT.md"
 	@echo "make build           sam build (needs python3.12 on PATH; pyenv's 3.12 is picked up)"
 	@echo "make events          regenerate events/ with sam local generate-event"
 	@echo "make openapi         regenerate docs/openapi.json from the query API's routes"
@@ -45,6 +46,10 @@ integration: install
 
 test: lint check-template
 	$(BIN)/pytest -q
+
+# Figures with their targets, bench/REPORT.md (committed) and bench/results/latest.json.
+bench: install
+	$(BIN)/python -m bench
 
 demo: install
 	$(BIN)/vehicle-ocr demo
