@@ -92,21 +92,23 @@ class Stack:
         response = self.client("s3").put_object(Bucket=self.bucket, Key=key, Body=body)
         return {"size": len(body), "eTag": response["ETag"].strip('"'), "versionId": response.get("VersionId")}
 
+    def items(self) -> list[dict[str, Any]]:
+        """Every item of the results table, every page of the scan."""
+        from vehicle_ocr.storage import from_dynamo
+
+        paginator = self.client("dynamodb").get_paginator("scan")
+        return [from_dynamo(item) for page in paginator.paginate(TableName=self.table) for item in page["Items"]]
+
     def records(self) -> list[dict[str, Any]]:
         """Every record item (not the plate sightings) in the results table."""
-        from vehicle_ocr.storage import RECORD_SK, from_dynamo, from_item
+        from vehicle_ocr.storage import RECORD_SK, from_item
 
-        items = []
-        paginator = self.client("dynamodb").get_paginator("scan")
-        for page in paginator.paginate(TableName=self.table):
-            items.extend(from_dynamo(item) for item in page["Items"])
-        return [from_item(item) for item in items if item["sk"] == RECORD_SK]
+        return [from_item(item) for item in self.items() if item["sk"] == RECORD_SK]
 
     def sightings(self) -> list[dict[str, Any]]:
-        from vehicle_ocr.storage import PLATE_SK_PREFIX, from_dynamo
+        from vehicle_ocr.storage import PLATE_SK_PREFIX
 
-        scan = self.client("dynamodb").scan(TableName=self.table)["Items"]
-        return [from_dynamo(item) for item in scan if item["sk"]["S"].startswith(PLATE_SK_PREFIX)]
+        return [item for item in self.items() if item["sk"].startswith(PLATE_SK_PREFIX)]
 
     def drain(self, queue_url: str) -> list[dict[str, Any]]:
         """Receive and delete everything in a queue (messages with their attributes)."""

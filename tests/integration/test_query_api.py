@@ -15,6 +15,7 @@ from tests.conftest import load_event
 from tests.fakes.upstream import DEFAULT_VEHICLE_LICENSE
 from tests.integration.conftest import OTHER_PLATE, OWNER, PLATE, VIN
 from vehicle_ocr import api_schema
+from vehicle_ocr.queries import ResultsQueries
 
 
 def api_event(name: str, *, path: str | None = None, query: list[tuple[str, str]] | None = None) -> dict:
@@ -100,6 +101,18 @@ def test_result_by_object_is_the_latest_version(query_app, lambda_context, seede
     assert status == 200
     assert body["id"] == newest["id"]
     assert [p["number"] for p in body["plates"]] == [OTHER_PLATE]
+
+
+def test_object_history_pages_by_the_index_own_order(stack, seeded):
+    # Given two versions of plates/cam1/沪A 1.jpg were recognised
+    queries = ResultsQueries(stack.table, stack.client("dynamodb"))
+    # When its history is read one record per page
+    first = queries.object_history(seeded.bucket, "plates/cam1/沪A 1.jpg", limit=1, cursor=None)
+    second = queries.object_history(seeded.bucket, "plates/cam1/沪A 1.jpg", limit=1, cursor=first.cursor)
+    # Then the newest write comes first, its cursor (on the by-object index's own sort key) leads
+    # to the older one, and there the history ends
+    assert [record["id"] for record in first.items + second.items] == [seeded.all[-1]["id"], seeded.all[-2]["id"]]
+    assert second.cursor is None
 
 
 @pytest.mark.parametrize(

@@ -39,6 +39,8 @@ class _Listing:
     hash_value: str
     filter_attribute: str | None = None
     filter_value: str | None = None
+    # The index's sort key: a cursor's position must name it (by-object sorts by S3's sequencer).
+    range_attribute: str = "created_sort"
 
     @property
     def fingerprint(self) -> list[Any]:
@@ -57,8 +59,13 @@ class ResultsQueries:
         return from_item(from_dynamo(item)) if item else None
 
     def latest_for_object(self, bucket: str, key: str) -> dict[str, Any] | None:
-        page = self._records(_Listing("by-object", "object_ref", f"{bucket}/{key}"), limit=1, cursor=None)
+        page = self.object_history(bucket, key, limit=1, cursor=None)
         return page.items[0] if page.items else None
+
+    def object_history(self, bucket: str, key: str, *, limit: int, cursor: str | None) -> Page:
+        """The records of one object key, newest write first (by S3's sequencer, then time)."""
+        listing = _Listing("by-object", "object_ref", f"{bucket}/{key}", range_attribute="object_sequence")
+        return self._records(listing, limit=limit, cursor=cursor)
 
     def list(self, *, kind: str | None, status: str | None, limit: int, cursor: str | None) -> Page:
         if kind and status:
@@ -122,7 +129,7 @@ class ResultsQueries:
         ).get("Item")
         belongs = (
             item is not None
-            and item.get("created_sort") == start_key["created_sort"]
+            and item.get(listing.range_attribute) == start_key[listing.range_attribute]
             and item.get(listing.hash_attribute) == {"S": listing.hash_value}
             and (listing.filter_attribute is None or item.get(listing.filter_attribute) == {"S": listing.filter_value})
         )
@@ -144,7 +151,7 @@ class ResultsQueries:
 
 
 def _encode_cursor(item: dict[str, Any], listing: _Listing) -> str:
-    position = {"pk": item["pk"], "sk": item["sk"], "c": item["created_sort"]}
+    position = {"pk": item["pk"], "sk": item["sk"], "c": item[listing.range_attribute]}
     payload = {"v": CURSOR_VERSION, "q": listing.fingerprint, "p": position}
     raw = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
@@ -170,7 +177,7 @@ def _decode_cursor(cursor: str, listing: _Listing) -> dict[str, Any]:
     start_key = {
         "pk": {"S": position["pk"]},
         "sk": {"S": position["sk"]},
-        "created_sort": {"S": position["c"]},
+        listing.range_attribute: {"S": position["c"]},
         listing.hash_attribute: {"S": listing.hash_value},
     }
     return start_key
