@@ -20,7 +20,7 @@ import requests
 from moto.server import ThreadedMotoServer
 
 from tests.fakes.upstream import FakeUpstream
-from vehicle_ocr_local.stack import free_port
+from vehicle_ocr_local.stack import free_port, load_function
 from vehicle_ocr_local.template import LocalResources, create_resources
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -200,3 +200,27 @@ def quiet_function_output(module: Any) -> Iterator[None]:
             yield
     finally:
         handler.setStream(previous)
+
+
+@dataclass
+class HandlerBench:
+    aws: EmulatedAws
+    upstream: FakeUpstream
+    resources: LocalResources
+    app: Any  # the function module: app.lambda_handler, app.pipeline
+
+
+@contextlib.contextmanager
+def recognize_handler(module_name: str) -> Iterator[HandlerBench]:
+    """The real RecognizeFunction on fresh emulated resources, pointed at a local upstream, not paced."""
+    with (
+        EmulatedAws() as aws,
+        FakeUpstream(tianapi_key=TIANAPI_KEY, apizero_key=APIZERO_KEY) as upstream,
+        patched_environ(aws_environment(aws.endpoint), remove=("AWS_PROFILE", "AWS_SESSION_TOKEN")),
+    ):
+        resources = aws.reset()
+        # Pacing is measured by the throughput benchmark; here it would only add waits.
+        env = recognize_environment(
+            resources, upstream, TIANAPI_REQUESTS_PER_SECOND="10000", APIZERO_REQUESTS_PER_SECOND="10000"
+        )
+        yield HandlerBench(aws, upstream, resources, load_function("recognize", module_name, env))

@@ -15,23 +15,18 @@ import threading
 from typing import Any
 
 from bench.common import (
-    APIZERO_KEY,
-    TIANAPI_KEY,
     EmulatedAws,
     Figure,
     SampleImage,
     Section,
-    aws_environment,
     distinct_copy,
-    patched_environ,
     quiet_function_output,
-    recognize_environment,
+    recognize_handler,
     sample_images,
     upload,
 )
 from tests.fakes.upstream import FakeUpstream
 from vehicle_ocr_local.api_gateway import LocalLambdaContext
-from vehicle_ocr_local.stack import load_function
 
 
 def _context() -> LocalLambdaContext:
@@ -56,16 +51,8 @@ def _requests(upstream: FakeUpstream) -> int:
 def run() -> Section:
     section = Section("Paid calls: upstream calls per image and per duplicate")
     images = sample_images()
-    with (
-        EmulatedAws() as aws,
-        FakeUpstream(tianapi_key=TIANAPI_KEY, apizero_key=APIZERO_KEY) as upstream,
-        patched_environ(aws_environment(aws.endpoint), remove=("AWS_PROFILE", "AWS_SESSION_TOKEN")),
-    ):
-        resources = aws.reset()
-        env = recognize_environment(
-            resources, upstream, TIANAPI_REQUESTS_PER_SECOND="10000", APIZERO_REQUESTS_PER_SECOND="10000"
-        )
-        app = load_function("recognize", "bench_recognize_paid_calls", env)
+    with recognize_handler("bench_recognize_paid_calls") as bench:
+        aws, upstream, resources, app = bench.aws, bench.upstream, bench.resources, bench.app
         s3 = aws.client("s3")
         counts: dict[str, tuple[int, int]] = {}  # phase → (deliveries, upstream requests)
 

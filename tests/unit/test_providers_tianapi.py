@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import time
+from urllib.parse import parse_qs
 
 import pytest
 import requests
@@ -15,7 +16,7 @@ from tests.fakes.upstream import DEFAULT_PLATE, TIANAPI_MAX_IMAGE_BYTES, FakeUps
 from vehicle_ocr.codes import Action, CodeInfo, documented, lookup
 from vehicle_ocr.errors import PipelineError, UpstreamError
 from vehicle_ocr.providers.base import ProviderAnswer
-from vehicle_ocr.providers.tianapi import TianapiPlateRecognizer, flatten_result
+from vehicle_ocr.providers.tianapi import TianapiPlateRecognizer, flatten_result, form_body
 
 # Bytes whose base64 holds "+" and "/", which must be percent-encoded in a form body.
 IMAGE = b"\xff\xd8\xff\xe0" + bytes(range(256)) + b"\xfb\xff\xbf" * 40
@@ -374,3 +375,15 @@ def test_nothing_listening_is_unavailable(fake_upstream, upstream_session, refus
         "UPSTREAM_UNAVAILABLE",
         True,
     )
+
+
+def test_form_body_decodes_to_the_key_and_the_image_like_any_form_parser_would():
+    # Given a key with characters that need escaping and an image whose base64 holds + / and =
+    key = "k+y/=&?中"
+    image = bytes([0xFB, 0xFF, 0xBF, 0x00, 0x10]) * 7
+    assert {"+", "/", "="} <= set(base64.b64encode(image).decode("ascii"))
+    # When the form body is built
+    body = form_body(key, image)
+    # Then a standard form parser reads back exactly that key and that image
+    fields = parse_qs(body.decode("ascii"), strict_parsing=True)
+    assert fields == {"key": [key], "img": [base64.b64encode(image).decode("ascii")]}

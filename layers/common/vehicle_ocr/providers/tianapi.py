@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 from typing import Any
+from urllib.parse import quote_plus
 
 import requests
 
@@ -19,6 +20,17 @@ from vehicle_ocr.providers.http import Timeout, answer_code, answer_message, pos
 
 SUCCESS = 200
 PLATE_FIELDS = ("number", "color")
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+
+
+def form_body(api_key: str, image: bytes) -> bytes:
+    """``key=…&img=<base64>``, form-encoded.
+
+    Built by hand because urlencode quotes the base64 text one character at a time in
+    Python (~5 ms for a 100 KB photo, on every image); base64 only needs ``+ / =`` escaped.
+    """
+    image_field = base64.b64encode(image).replace(b"+", b"%2B").replace(b"/", b"%2F").replace(b"=", b"%3D")
+    return b"key=" + quote_plus(api_key).encode("ascii") + b"&img=" + image_field
 
 
 class TianapiPlateRecognizer:
@@ -35,8 +47,14 @@ class TianapiPlateRecognizer:
         return f"TianapiPlateRecognizer(url={self.url!r}, timeout={self.timeout!r})"
 
     def recognize(self, image: bytes) -> ProviderAnswer:
-        form = {"key": self._api_key(), "img": base64.b64encode(image).decode("ascii")}
-        status, body = post_json_answer(self._session, self.url, provider=self.name, timeout=self.timeout, data=form)
+        status, body = post_json_answer(
+            self._session,
+            self.url,
+            provider=self.name,
+            timeout=self.timeout,
+            data=form_body(self._api_key(), image),
+            headers={"Content-Type": FORM_CONTENT_TYPE},
+        )
         code = answer_code(body, provider=self.name, status=status)
         if code != SUCCESS:
             raise UpstreamError(self.name, code, answer_message(body))
