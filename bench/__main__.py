@@ -40,9 +40,17 @@ def _machine() -> str:
         cwd=ROOT,
         check=False,
     ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"],  # noqa: S607 - as above
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    ).stdout.strip()
     return (
         f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-        f"commit {commit or 'unknown'}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+        f"commit {commit or 'unknown'}{' with uncommitted changes' if dirty else ''}, "
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
     )
 
 
