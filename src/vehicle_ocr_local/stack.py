@@ -401,6 +401,11 @@ class LocalStack:
                 error = exc
                 log.warning("RecognizeFunction invocation %d failed: %s", attempt, type(exc).__name__)
                 continue
+            finally:
+                if self.config.quiet:
+                    # With metrics disabled Powertools never clears them, and once it holds 100 values
+                    # it prints them anyway (onto the demo's progress bar): drop them after each invocation.
+                    self.recognize.metrics.clear_metrics()
             with self.stats.lock:
                 self.stats.outcomes.extend(result.get("processed", []))
             return

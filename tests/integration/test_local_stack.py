@@ -104,6 +104,18 @@ def test_stack_in_process_processes_uploads_and_stops_cleanly(upstream_env, no_m
         requests.get(f"{stack.api_url}/results", timeout=2)
 
 
+def test_quiet_stack_prints_nothing_however_many_invocations(upstream_env, no_moto_endpoint, capfd):
+    # Given a quiet stack (the demo draws its progress bar on stdout)
+    config = StackConfig(aws_port=0, api_port=0, environment=upstream_env, concurrency=2, quiet=True)
+    with LocalStack(config) as stack:
+        # When more than 100 invocations run (Powertools publishes a metric once it holds 100 values)
+        for index in range(101):
+            stack.upload(f"plates/folder-{index}/", b"")
+        assert stack.wait_for(101, timeout_s=60) == 101
+    # Then nothing reached stdout: no metrics, no logs
+    assert capfd.readouterr().out == ""
+
+
 def test_failing_invocations_are_retried_then_sent_to_the_destination(upstream_env, no_moto_endpoint):
     # Given a stack whose results table has gone (every invocation fails after the paid call)
     config = StackConfig(
