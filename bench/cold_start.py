@@ -4,8 +4,10 @@ Both run on what `sam build` produces (python3.12, the Lambda runtime, with the 
 and function folders as the only packages), with the environment Lambda gives the function
 (LAMBDA_TASK_ROOT and friends: the X-Ray SDK, for one, behaves differently inside Lambda)
 and the function's variables from template.yaml. Each child times only its import; the
-two kinds of child alternate. Also: the layer's zipped size and its largest parts, and a
-`python -X importtime` profile of the handler's import.
+two kinds of child alternate. Also: the layer's zipped size and its largest parts, a
+`python -X importtime` profile of the handler's import, the same import without the layer's
+bytecode, and the cold start to a first result (import, then one upload handled against moto
+and the local upstream, then a second one, warm).
 
 Without python3.12 (no pyenv) the unbuilt sources run with this interpreter instead, and
 the report says so.
@@ -14,6 +16,7 @@ the report says so.
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import shutil
@@ -23,7 +26,19 @@ import zipfile
 from collections import defaultdict
 from pathlib import Path
 
-from bench.common import RESULTS, ROOT, Figure, Section, median
+from bench.common import (
+    RESULTS,
+    ROOT,
+    Figure,
+    SampleImage,
+    Section,
+    distinct_copy,
+    median,
+    recognize_environment,
+    recognize_handler,
+    sample_images,
+    upload,
+)
 from vehicle_ocr_local.template import load_template, parameter_defaults
 
 TARGET = 1.3
@@ -134,6 +149,81 @@ def _without_bytecode(python: str, paths: list[str], env: dict[str, str], runs: 
         shutil.rmtree(copy, ignore_errors=True)
 
 
+_FIRST_RESULT_CHILD = """
+import json, sys, time, uuid
+sys.path[:0] = {paths!r}
+events = json.loads(sys.stdin.read())
+start = time.perf_counter()
+import app
+imported = time.perf_counter()
+
+class Context:  # what the runtime passes: the fields Powertools reads
+    function_name = "vehicle-ocr-RecognizeFunction"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:vehicle-ocr-RecognizeFunction"
+    def __init__(self):
+        self.aws_request_id = str(uuid.uuid4())
+    def get_remaining_time_in_millis(self):
+        return 60_000
+
+times, statuses = [], []
+for event in events:
+    begin = time.perf_counter()
+    result = app.lambda_handler(event, Context())
+    times.append((time.perf_counter() - begin) * 1000)
+    statuses += [entry["status"] for entry in result["processed"]]
+print("BENCH_RESULT " + json.dumps({{
+    "import_ms": (imported - start) * 1000, "first_ms": times[0], "warm_ms": times[1], "statuses": statuses,
+}}))
+"""
+
+
+def _first_result(python: str, paths: list[str], env: dict[str, str], runs: int = 3) -> list[dict[str, float]]:
+    """Fresh interpreters that import the handler, then handle one upload (cold) and another (warm).
+
+    Against moto's server and the local upstream, as the overhead benchmark; tracing on, as in Lambda
+    (segments go to a local UDP port nobody reads).
+    """
+    plate = next(image for image in sample_images() if image.kind == "plate")
+    results = []
+    with recognize_handler("bench_cold_start_staging") as bench:
+        function_env = recognize_environment(
+            bench.resources, bench.upstream, TIANAPI_REQUESTS_PER_SECOND="10000", APIZERO_REQUESTS_PER_SECOND="10000"
+        )
+        child_env = {
+            **env,
+            **function_env,
+            "AWS_ENDPOINT_URL": bench.aws.endpoint,
+            "AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:2000",
+            "_X_AMZN_TRACE_ID": "Root=1-6740a2b0-0123456789abcdef01234567;Parent=0123456789abcdef;Sampled=1",
+        }
+        for name in ("TIANAPI_KEY_PARAMETER", "APIZERO_KEY_PARAMETER", "POWERTOOLS_TRACE_DISABLED"):
+            child_env.pop(name, None)
+        s3 = bench.aws.client("s3")
+        for run in range(runs):
+            events = [
+                upload(s3, SampleImage(f"plates/cold/{run}-{n}.jpg", distinct_copy(plate.body, f"{run}-{n}")), 1 + n)
+                for n in range(2)
+            ]
+            out = subprocess.run(  # noqa: S603
+                [python, "-s", "-c", _FIRST_RESULT_CHILD.format(paths=paths)],
+                input=json.dumps(events),
+                check=False,
+                capture_output=True,
+                text=True,
+                env=child_env,
+                cwd="/",
+            )
+            lines = [line for line in out.stdout.splitlines() if line.startswith("BENCH_RESULT ")]
+            if out.returncode != 0 or not lines:
+                raise RuntimeError(f"the cold invocation failed:\n{out.stderr[-3000:]}")
+            result = json.loads(lines[-1].removeprefix("BENCH_RESULT "))
+            if result["statuses"] != ["SUCCEEDED", "SUCCEEDED"]:
+                raise RuntimeError(f"the cold invocation did not succeed: {result['statuses']}")
+            results.append(result)
+    return results
+
+
 def _importtime(python: str, code: str, env: dict[str, str]) -> list[tuple[str, float]]:
     """Where the handler's import goes (python -X importtime), slowest first, in ms.
 
@@ -193,6 +283,7 @@ def run() -> Section:
         )
     )
     without_bytecode_ms = _without_bytecode(python, paths, env) if python != sys.executable else []
+    first = _first_result(python, paths, env)
     profile = _importtime(python, code, env)
     section.data = {
         "built": built,
@@ -209,6 +300,14 @@ def run() -> Section:
         + ", ".join(f"{name} {ms:.0f} ms" for name, ms in profile[:8])
         + ".",
     ]
+    cold = {name: median([run[name] for run in first]) for name in ("import_ms", "first_ms", "warm_ms")}
+    section.data["first_result_ms"] = first
+    section.notes.append(
+        f"Cold start to first result (fresh interpreter, one plate photo, moto and the local upstream, tracing on; "
+        f"median of {len(first)}): import {cold['import_ms']:.0f} ms + first invocation {cold['first_ms']:.0f} ms "
+        f"= {cold['import_ms'] + cold['first_ms']:.0f} ms; the next invocation takes {cold['warm_ms']:.0f} ms. "
+        "The first invocation's extra time is first use: Pillow's import, connections, credentials."
+    )
     if without_bytecode_ms:
         section.data["handler_import_without_bytecode_ms"] = [round(ms, 1) for ms in without_bytecode_ms]
         section.notes.append(
