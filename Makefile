@@ -12,7 +12,7 @@ help:
 	@echo "make test            install, lint, check the template, run every test (what CI runs)"
 	@echo "make lint            ruff check + ruff format --check"
 	@echo "make check-template  sam validate (--lint), cfn-lint on the transformed template, checkov"
-	@echo "make bench           benchmarks (~6 min): overhead, throughput, cold start, paid calls, engine; bench/REPORT.md"
+	@echo "make bench           benchmarks (~5 min): overhead, throughput, cold start, paid calls, engine; bench/REPORT.md"
 	@echo "make build           sam build (needs python3.12 on PATH; pyenv's 3.12 is picked up)"
 	@echo "make events          regenerate events/ with sam local generate-event"
 	@echo "make openapi         regenerate docs/openapi.json from the query API's routes"
