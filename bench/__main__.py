@@ -1,6 +1,6 @@
 """`make bench`: every benchmark, one line per figure, a Markdown report (bench/REPORT.md) and raw JSON.
 
-.venv/bin/python -m bench [--only overhead,paid_calls,...] [--no-report]
+.venv/bin/python -m bench [--only overhead,paid_calls,...] [--no-report] [--strict]
 """
 
 from __future__ import annotations
@@ -87,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="vehicle-ocr benchmarks")
     parser.add_argument("--only", help=f"comma-separated subset of {','.join(SECTIONS)}")
     parser.add_argument("--no-report", action="store_true", help="do not rewrite bench/REPORT.md")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a figure misses its target")
     args = parser.parse_args(argv)
     names = args.only.split(",") if args.only else list(SECTIONS)
     unknown = set(names) - set(SECTIONS)
@@ -120,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"report: {REPORT.relative_to(ROOT)}; raw figures: {(RESULTS / 'latest.json').relative_to(ROOT)}")
     missed = [f.name for s in sections for f in s.figures if not f.ok]
     print(f"{total_s / 60:.1f} min; " + (f"MISSED: {', '.join(missed)}" if missed else "every target met"))
-    return 0
+    return 1 if args.strict and missed else 0
 
 
 if __name__ == "__main__":

@@ -27,22 +27,30 @@ from collections import defaultdict
 from pathlib import Path
 
 from bench.common import (
+    APIZERO_KEY,
     RESULTS,
     ROOT,
+    TIANAPI_KEY,
+    EmulatedAws,
     Figure,
     SampleImage,
     Section,
+    aws_environment,
     distinct_copy,
     median,
+    patched_environ,
     recognize_environment,
-    recognize_handler,
     sample_images,
     upload,
 )
+from tests.fakes.upstream import FakeUpstream
 from vehicle_ocr_local.template import load_template, parameter_defaults
 
 TARGET = 1.3
 RUNS = 15
+# No site-packages at all (-S): a module missing from the built layer must fail here, not be found in the
+# interpreter's own. No bytecode written (-B, as on Lambda's read-only file system), no PYTHON* variables (-E).
+CHILD_FLAGS = ("-S", "-B", "-E")
 BUILD_DIR = RESULTS / "sam-build"
 
 _CHILD = """
@@ -84,25 +92,16 @@ def _lambda_environment(task_root: str) -> dict[str, str]:
     def value_of(name: str, value: object) -> str:
         if isinstance(value, dict) and value.get("Ref") in defaults:
             return defaults[value["Ref"]]
-        # Resource names and URLs (set below): nothing is contacted during the import.
+        # Resource names (set below): nothing is contacted during the import.
         return str(value) if isinstance(value, str | int | float) else f"placeholder-{name.lower()}"
 
     function_env = {name: value_of(name, value) for name, value in variables.items()}
+    # The stack's own resources have no default to read: names as a deploy would give them.
     function_env.update(
         RESULTS_TABLE="vehicle-ocr-results",
         IDEMPOTENCY_TABLE="vehicle-ocr-idempotency",
         EVENT_BUS_NAME="vehicle-ocr-events",
         FAILURE_QUEUE_URL="https://sqs.us-east-1.amazonaws.com/123456789012/vehicle-ocr-failures",
-        TIANAPI_URL="https://apis.tianapi.com/licenseplate/index",
-        APIZERO_URL="https://v1.apizero.cn/api/ocr-vehicle-license",
-        TIANAPI_KEY_PARAMETER="/vehicle-ocr/tianapi-key",
-        APIZERO_KEY_PARAMETER="/vehicle-ocr/apizero-key",
-        TIANAPI_REQUESTS_PER_SECOND="5",
-        APIZERO_REQUESTS_PER_SECOND="2",
-        PACING_INSTANCES="2",
-        CONTENT_DEDUPE="true",
-        CONTENT_DEDUPE_TTL_SECONDS="2592000",
-        MAX_IMAGE_BYTES="20971520",
     )
     runtime = {
         "PATH": os.environ.get("PATH", ""),
@@ -129,7 +128,7 @@ def _lambda_environment(task_root: str) -> dict[str, str]:
 
 def _time_import(python: str, code: str, what: str, env: dict[str, str]) -> float:
     out = subprocess.run(  # noqa: S603
-        [python, "-s", "-c", code, what], check=False, capture_output=True, text=True, env=env, cwd="/"
+        [python, *CHILD_FLAGS, "-c", code, what], check=False, capture_output=True, text=True, env=env, cwd="/"
     )
     if out.returncode != 0:
         raise RuntimeError(f"importing {what} failed:\n{out.stderr[-3000:]}")
@@ -186,27 +185,32 @@ def _first_result(python: str, paths: list[str], env: dict[str, str], runs: int 
     """
     plate = next(image for image in sample_images() if image.kind == "plate")
     results = []
-    with recognize_handler("bench_cold_start_staging") as bench:
+    with (
+        EmulatedAws() as aws,
+        FakeUpstream(tianapi_key=TIANAPI_KEY, apizero_key=APIZERO_KEY) as upstream,
+        patched_environ(aws_environment(aws.endpoint), remove=("AWS_PROFILE", "AWS_SESSION_TOKEN")),
+    ):
+        resources = aws.reset()
         function_env = recognize_environment(
-            bench.resources, bench.upstream, TIANAPI_REQUESTS_PER_SECOND="10000", APIZERO_REQUESTS_PER_SECOND="10000"
+            resources, upstream, TIANAPI_REQUESTS_PER_SECOND="10000", APIZERO_REQUESTS_PER_SECOND="10000"
         )
         child_env = {
             **env,
             **function_env,
-            "AWS_ENDPOINT_URL": bench.aws.endpoint,
+            "AWS_ENDPOINT_URL": aws.endpoint,
             "AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:2000",
             "_X_AMZN_TRACE_ID": "Root=1-6740a2b0-0123456789abcdef01234567;Parent=0123456789abcdef;Sampled=1",
         }
         for name in ("TIANAPI_KEY_PARAMETER", "APIZERO_KEY_PARAMETER", "POWERTOOLS_TRACE_DISABLED"):
             child_env.pop(name, None)
-        s3 = bench.aws.client("s3")
+        s3 = aws.client("s3")
         for run in range(runs):
             events = [
                 upload(s3, SampleImage(f"plates/cold/{run}-{n}.jpg", distinct_copy(plate.body, f"{run}-{n}")), 1 + n)
                 for n in range(2)
             ]
             out = subprocess.run(  # noqa: S603
-                [python, "-s", "-c", _FIRST_RESULT_CHILD.format(paths=paths)],
+                [python, *CHILD_FLAGS, "-c", _FIRST_RESULT_CHILD.format(paths=paths)],
                 input=json.dumps(events),
                 check=False,
                 capture_output=True,
@@ -231,7 +235,11 @@ def _importtime(python: str, code: str, env: dict[str, str]) -> list[tuple[str, 
     there), and the handler module's own body: settings, clients, the pipeline.
     """
     out = subprocess.run(  # noqa: S603
-        [python, "-s", "-X", "importtime", "-c", code, "app"], check=True, capture_output=True, text=True, env=env
+        [python, *CHILD_FLAGS, "-X", "importtime", "-c", code, "app"],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
     )
     parts: dict[str, float] = defaultdict(float)
     for line in out.stderr.splitlines():
@@ -321,13 +329,13 @@ def run() -> Section:
         zipped, unzipped, parts = _layer_zip(layer)
         section.figures.append(
             Figure(
-                "layer_zip_mib",
-                zipped / 2**20,
+                "layer_unzipped_mib",
+                unzipped / 2**20,
                 "<=",
-                50.0,
+                250.0,
                 unit=" MiB",
                 digits=1,
-                detail="Lambda's limit for a directly uploaded zip is 50 MiB",
+                detail=f"{zipped / 2**20:.1f} MiB zipped; Lambda allows 250 MiB unzipped for a function and its layers",
             )
         )
         section.data["layer"] = {

@@ -50,7 +50,7 @@ class Figure:
 
     @property
     def ok(self) -> bool:
-        return _OPS[self.op](round(self.value, self.digits), self.target)
+        return _OPS[self.op](self.value, self.target)  # the raw value: 1 paid duplicate in 290 is not 0.00
 
     def formatted(self, number: float) -> str:
         return f"{number:.{self.digits}f}{self.unit}"

@@ -5,7 +5,9 @@ local upstream answering at once). The floor is the very same AWS requests - cap
 the handler in a calibration pass, byte for byte - issued directly with boto3 on fresh
 state: S3 GetObject (body read), the DynamoDB reads and writes, EventBridge PutEvents.
 What is left is what the pipeline adds: event parsing, the image guard, the upstream call
-over HTTP, normalisation, Powertools (logs, metrics, idempotency).
+over HTTP, normalisation, Powertools (logs, metrics, idempotency). X-Ray tracing is off on
+both sides (its patching is process-wide, so it would trace the floor's calls too); the
+cold-start benchmark's first-result run has it on.
 """
 
 from __future__ import annotations

@@ -1,17 +1,18 @@
 """Paid calls: what each image costs in upstream calls, and what duplicates cost.
 
 The real handler against moto's server and the local upstream, which counts every request:
-1. every sample photo uploaded once (unique images);
+1. every sample photo uploaded once (new images);
 2. every S3 event delivered again (S3 delivers at least once), one after another;
-3. the same again, three copies of each event at once (concurrent deliveries);
+3. new images (other bytes) whose events arrive three times at once (concurrent deliveries);
 4. every photo uploaded again under another key (identical content);
-5. a Lambda retry after a crash between the paid call and the record (the crash is
-   simulated by making the record write raise once).
+5. new images whose first invocation crashes between the paid call and the record (the
+   crash is simulated by making the record write raise once), retried as Lambda would.
 """
 
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 from bench.common import (
@@ -48,96 +49,112 @@ def _requests(upstream: FakeUpstream) -> int:
     return len(upstream.calls)
 
 
+NEW = "new images"
+CRASHED = "new images, first invocation crashes after paying"
+
+
+@dataclass
+class Phase:
+    name: str
+    new_images: int  # images never seen before: each should cost one call
+    repeats: int  # duplicate deliveries, identical contents or Lambda retries: each should cost nothing
+    requests: int  # upstream requests the phase made
+
+
+def _concurrently(app: Any, event: dict[str, Any], copies: int) -> None:
+    threads = [threading.Thread(target=_deliver, args=(app, event)) for _ in range(copies)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+        if thread.is_alive():
+            raise RuntimeError("a concurrent delivery did not finish within 120 s")
+
+
 def run() -> Section:
     section = Section("Paid calls: upstream calls per image and per duplicate")
     images = sample_images()
+    phases: list[Phase] = []
     with recognize_handler("bench_recognize_paid_calls") as bench:
-        aws, upstream, resources, app = bench.aws, bench.upstream, bench.resources, bench.app
+        aws, upstream, app = bench.aws, bench.upstream, bench.app
         s3 = aws.client("s3")
-        counts: dict[str, tuple[int, int]] = {}  # phase → (deliveries, upstream requests)
+
+        def phase(name: str, new_images: int, repeats: int, deliver: Any) -> None:
+            before = _requests(upstream)
+            deliver()
+            phases.append(Phase(name, new_images, repeats, _requests(upstream) - before))
+
+        def variants(folder: str) -> list[SampleImage]:
+            """The photos as new images: other bytes (so another SHA-256), under their own prefix."""
+            return [
+                SampleImage(image.key.replace("/", f"/{folder}/", 1), distinct_copy(image.body, f"{folder}-{index}"))
+                for index, image in enumerate(images)
+            ]
 
         with quiet_function_output(app):
-            # 1. Unique images.
             events = [upload(s3, image, sequencer=index + 1) for index, image in enumerate(images)]
-            before = _requests(upstream)
-            delivered = sum(_deliver(app, event) for event in events)
-            counts["unique"] = (delivered, _requests(upstream) - before)
-
-            # 2. Every event delivered again.
-            before = _requests(upstream)
-            delivered = sum(_deliver(app, event) for event in events)
-            counts["duplicate delivery"] = (delivered, _requests(upstream) - before)
-
-            # 3. Three copies of each event at once.
-            before = _requests(upstream)
-            results: list[bool] = []
-            for event in events:
-                threads = [threading.Thread(target=lambda e=event: results.append(_deliver(app, e))) for _ in range(3)]
-                for thread in threads:
-                    thread.start()
-                for thread in threads:
-                    thread.join(timeout=120)
-            counts["concurrent duplicate delivery"] = (sum(results), _requests(upstream) - before)
-
-            # 4. The same photos under other keys.
-            copies = [SampleImage(image.key.replace("/", "/again/", 1), image.body) for image in images]
-            before = _requests(upstream)
-            delivered = sum(
-                _deliver(app, upload(s3, image, sequencer=1000 + index)) for index, image in enumerate(copies)
+            phase(NEW, len(events), 0, lambda: [_deliver(app, event) for event in events])
+            phase("every event delivered again", 0, len(events), lambda: [_deliver(app, event) for event in events])
+            concurrent = [upload(s3, image, sequencer=1000 + i) for i, image in enumerate(variants("concurrent"))]
+            phase(
+                "new images, 3 copies of each event at once",
+                len(concurrent),
+                2 * len(concurrent),
+                lambda: [_concurrently(app, event, 3) for event in concurrent],
             )
-            counts["identical content, other key"] = (delivered, _requests(upstream) - before)
-
-            # 5. A retry after the paid call: the first attempt crashes before recording (simulated).
-            retried = [
-                SampleImage(f"plates/retry/{index}.jpg", distinct_copy(image.body, f"retry-{index}"))
-                for index, image in enumerate(images[:10])
+            again = [
+                upload(s3, SampleImage(image.key.replace("/", "/again/", 1), image.body), sequencer=2000 + index)
+                for index, image in enumerate(images)
             ]
-            before = _requests(upstream)
-            delivered = sum(
-                _deliver_after_crash(app, upload(s3, image, sequencer=2000 + index))
-                for index, image in enumerate(retried)
+            phase("identical content under another key", 0, len(again), lambda: [_deliver(app, e) for e in again])
+            crashed = [upload(s3, image, sequencer=3000 + i) for i, image in enumerate(variants("retry")[:10])]
+            phase(
+                CRASHED,
+                len(crashed),
+                len(crashed),
+                lambda: [_deliver_after_crash(app, event) for event in crashed],
             )
-            # Each of these is a unique image: its one paid call is expected, a second one is not.
-            counts["new image, Lambda retry after paying"] = (delivered, _requests(upstream) - before)
+        statuses = _statuses(aws, bench.resources.refs["ResultsTable"])
 
-        statuses = _statuses(aws, resources.refs["ResultsTable"])
-
-    unique_phases = ("unique", "new image, Lambda retry after paying")
-    unique_deliveries = sum(counts[phase][0] for phase in unique_phases)
-    unique_requests = sum(counts[phase][1] for phase in unique_phases)
-    per_unique = unique_requests / unique_deliveries
-    duplicates = {phase: value for phase, value in counts.items() if phase not in unique_phases}
-    duplicate_deliveries = sum(deliveries for deliveries, _ in duplicates.values())
-    duplicate_requests = sum(requests for _, requests in duplicates.values())
-    per_duplicate = duplicate_requests / duplicate_deliveries
+    # A new image alone (no repeat in its phase) shows what one costs; every request beyond one per new
+    # image, in any phase, is a repeat that was paid for.
+    alone = [p for p in phases if p.name in (NEW, CRASHED)]
+    per_unique = sum(p.requests for p in alone) / sum(p.new_images for p in alone)
+    extra = sum(p.requests for p in phases) - sum(p.new_images for p in phases)
+    repeats = sum(p.repeats for p in phases)
     section.figures = [
         Figure(
             "paid_calls_per_unique_image",
             per_unique,
             "==",
             1.0,
-            detail=f"{unique_requests} upstream requests for {unique_deliveries} unique images",
+            digits=3,
+            detail=f"{sum(p.requests for p in alone)} upstream requests for {sum(p.new_images for p in alone)} new "
+            "images (some of them invoked twice after a crash)",
         ),
         Figure(
             "paid_calls_per_duplicate",
-            per_duplicate,
+            extra / repeats,
             "==",
             0.0,
-            detail=f"{duplicate_requests} upstream requests for {duplicate_deliveries} duplicate deliveries/contents",
+            digits=3,
+            detail=f"{extra} requests beyond one per new image, over {repeats} duplicate deliveries, "
+            "identical contents and retries",
         ),
     ]
     section.data = {
-        "phases": {phase: {"deliveries": d, "upstream_requests": r} for phase, (d, r) in counts.items()},
+        "phases": [vars(p) for p in phases],
         "billed": upstream.billed(),
         "records_by_status": statuses,
     }
     section.notes = [
-        "| case | deliveries | upstream requests |",
-        "|---|---:|---:|",
-        *(f"| {phase} | {d} | {r} |" for phase, (d, r) in counts.items()),
-        "The retry row: new images whose first invocation crashed after the paid call; each was invoked twice.",
-        f"Records at the end: {', '.join(f'{n} {s}' for s, n in sorted(statuses.items()))} "
-        f"({len(images) * 2 + len(retried)} uploads).",
+        "| case | new images | repeats | upstream requests |",
+        "|---|---:|---:|---:|",
+        *(f"| {p.name} | {p.new_images} | {p.repeats} | {p.requests} |" for p in phases),
+        "Repeats: deliveries of an event already delivered (one after another, or all three copies at once "
+        "while the first is still calling the upstream), the same bytes under another key, and Lambda's retry "
+        "of an invocation that died after the paid call (simulated by making the record write raise once).",
+        f"Records at the end: {', '.join(f'{n} {s}' for s, n in sorted(statuses.items()))}.",
     ]
     return section
 

@@ -405,6 +405,7 @@ class LocalStack:
                 if self.config.quiet:
                     # With metrics disabled Powertools never clears them, and once it holds 100 values
                     # it prints them anyway (onto the demo's progress bar): drop them after each invocation.
+                    # The store is shared by the threads; clearing another's is harmless while disabled.
                     self.recognize.metrics.clear_metrics()
             with self.stats.lock:
                 self.stats.outcomes.extend(result.get("processed", []))

@@ -69,7 +69,7 @@ def test_a_late_wake_up_pushes_the_next_call_back_instead_of_bunching_them():
     assert all(later - earlier >= 1.0 for earlier, later in zip(starts, starts[2:], strict=False))
 
 
-def test_concurrent_callers_get_distinct_slots():
+def test_concurrent_callers_go_one_interval_apart():
     # Given one pacer shared by threads (the local stack's dispatcher)
     pacer = Pacer(50)
     waits: list[float] = []

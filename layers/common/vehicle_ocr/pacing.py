@@ -5,11 +5,13 @@ instances is the function's reserved concurrency (both come from one template pa
 set, see README "Pacing"). Concurrent callers in one process (the local stack's threads)
 share one pacer and go one at a time.
 
-Calls are spaced from when the previous caller actually went, not from when it was
-scheduled to: a caller that wakes late (a busy CPU, a stalled thread) pushes the next one
-back instead of letting it catch up, because a late call followed by one on time is two
-calls closer together than the limit allows (`make bench` caught 13 refusals in 113 calls
-with slot-scheduling; none with this).
+Calls are spaced from when the previous caller was released, not from when it was
+scheduled to be: a caller that wakes late (a busy CPU, a stalled thread) pushes the next
+one back instead of letting it catch up, because a late call followed by one on time is
+two calls closer together than the limit allows (`make bench` caught 13 refusals in 113
+calls with slot-scheduling; none with this). What happens after release (connecting,
+sending) is covered only by the 3% margin, and a newly started instance knows nothing of
+its predecessor's last call: a rare refusal after a scale-out is retried with backoff.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ class Pacer:
         self._lock = threading.Lock()  # one caller at a time decides, sleeps and goes
 
     def wait(self) -> float:
-        """Block until at least one interval has passed since the previous call went; returns the seconds waited."""
+        """Block until one interval has passed since the previous caller was released; returns the seconds waited."""
         start = self._clock()
         with self._lock:
             while self._last_call is not None:
