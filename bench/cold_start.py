@@ -27,24 +27,18 @@ from collections import defaultdict
 from pathlib import Path
 
 from bench.common import (
-    APIZERO_KEY,
     RESULTS,
     ROOT,
-    TIANAPI_KEY,
-    EmulatedAws,
     Figure,
     SampleImage,
     Section,
-    aws_environment,
     distinct_copy,
+    emulated_stack,
     median,
-    patched_environ,
-    recognize_environment,
     sample_images,
     upload,
 )
-from tests.fakes.upstream import FakeUpstream
-from vehicle_ocr_local.template import load_template, parameter_defaults
+from vehicle_ocr_local.template import SSM_KEY_PARAMETERS, load_template, parameter_defaults
 
 TARGET = 1.3
 RUNS = 15
@@ -185,23 +179,16 @@ def _first_result(python: str, paths: list[str], env: dict[str, str], runs: int 
     """
     plate = next(image for image in sample_images() if image.kind == "plate")
     results = []
-    with (
-        EmulatedAws() as aws,
-        FakeUpstream(tianapi_key=TIANAPI_KEY, apizero_key=APIZERO_KEY) as upstream,
-        patched_environ(aws_environment(aws.endpoint), remove=("AWS_PROFILE", "AWS_SESSION_TOKEN")),
-    ):
-        resources = aws.reset()
-        function_env = recognize_environment(
-            resources, upstream, TIANAPI_REQUESTS_PER_SECOND="10000", APIZERO_REQUESTS_PER_SECOND="10000"
-        )
+    with emulated_stack() as bench:
+        aws = bench.aws
         child_env = {
             **env,
-            **function_env,
+            **bench.environment,
             "AWS_ENDPOINT_URL": aws.endpoint,
             "AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:2000",
             "_X_AMZN_TRACE_ID": "Root=1-6740a2b0-0123456789abcdef01234567;Parent=0123456789abcdef;Sampled=1",
         }
-        for name in ("TIANAPI_KEY_PARAMETER", "APIZERO_KEY_PARAMETER", "POWERTOOLS_TRACE_DISABLED"):
+        for name in (*SSM_KEY_PARAMETERS, "POWERTOOLS_TRACE_DISABLED"):
             child_env.pop(name, None)
         s3 = aws.client("s3")
         for run in range(runs):

@@ -130,9 +130,7 @@ class EmulatedAws:
 
 def recognize_environment(resources: LocalResources, upstream: FakeUpstream, **overrides: str) -> dict[str, str]:
     """RecognizeFunction's environment from template.yaml, keys from the environment, pointed at ``upstream``."""
-    env = resources.function_environment("RecognizeFunction")
-    env.pop("TIANAPI_KEY_PARAMETER", None)
-    env.pop("APIZERO_KEY_PARAMETER", None)
+    env = resources.local_function_environment("RecognizeFunction")
     env.update(
         TIANAPI_URL=upstream.tianapi_url,
         APIZERO_URL=upstream.apizero_url,
@@ -207,12 +205,13 @@ class HandlerBench:
     aws: EmulatedAws
     upstream: FakeUpstream
     resources: LocalResources
-    app: Any  # the function module: app.lambda_handler, app.pipeline
+    environment: dict[str, str]  # RecognizeFunction's, pointed at aws and upstream
+    app: Any = None  # the function module (app.lambda_handler, app.pipeline), when loaded in this process
 
 
 @contextlib.contextmanager
-def recognize_handler(module_name: str) -> Iterator[HandlerBench]:
-    """The real RecognizeFunction on fresh emulated resources, pointed at a local upstream, not paced."""
+def emulated_stack() -> Iterator[HandlerBench]:
+    """Fresh emulated resources, a local upstream, and RecognizeFunction's environment for them, not paced."""
     with (
         EmulatedAws() as aws,
         FakeUpstream(tianapi_key=TIANAPI_KEY, apizero_key=APIZERO_KEY) as upstream,
@@ -223,4 +222,12 @@ def recognize_handler(module_name: str) -> Iterator[HandlerBench]:
         env = recognize_environment(
             resources, upstream, TIANAPI_REQUESTS_PER_SECOND="10000", APIZERO_REQUESTS_PER_SECOND="10000"
         )
-        yield HandlerBench(aws, upstream, resources, load_function("recognize", module_name, env))
+        yield HandlerBench(aws, upstream, resources, env)
+
+
+@contextlib.contextmanager
+def recognize_handler(module_name: str) -> Iterator[HandlerBench]:
+    """The real RecognizeFunction, loaded in this process, on an ``emulated_stack()``."""
+    with emulated_stack() as bench:
+        bench.app = load_function("recognize", module_name, bench.environment)
+        yield bench

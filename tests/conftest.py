@@ -24,7 +24,7 @@ from PIL import Image, ImageDraw
 pytest.register_assert_rewrite("tests.fakes")  # before importing from it, so its asserts are rewritten too
 from tests.fakes.fixtures import APIZERO_TEST_KEY, TIANAPI_TEST_KEY  # noqa: E402
 from vehicle_ocr_local.stack import apply_log_level  # noqa: E402
-from vehicle_ocr_local.template import create_resources  # noqa: E402
+from vehicle_ocr_local.template import SSM_KEY_PARAMETERS, create_resources  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
@@ -196,7 +196,7 @@ def recognize_env(stack: Stack, fake_upstream: Any, monkeypatch: pytest.MonkeyPa
 
     Keys come from the environment locally (DESIGN.md), so the SSM parameter names are dropped.
     """
-    env = stack.resources.function_environment("RecognizeFunction")
+    env = stack.resources.local_function_environment("RecognizeFunction")
     env.update(
         TIANAPI_URL=fake_upstream.tianapi_url,
         APIZERO_URL=fake_upstream.apizero_url,
@@ -208,12 +208,10 @@ def recognize_env(stack: Stack, fake_upstream: Any, monkeypatch: pytest.MonkeyPa
         TIANAPI_REQUESTS_PER_SECOND="1000",
         APIZERO_REQUESTS_PER_SECOND="1000",
     )
-    env.pop("TIANAPI_KEY_PARAMETER", None)
-    env.pop("APIZERO_KEY_PARAMETER", None)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.delenv("TIANAPI_KEY_PARAMETER", raising=False)
-    monkeypatch.delenv("APIZERO_KEY_PARAMETER", raising=False)
+    for name in SSM_KEY_PARAMETERS:
+        monkeypatch.delenv(name, raising=False)
     return env
 
 

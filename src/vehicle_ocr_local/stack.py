@@ -303,10 +303,7 @@ class LocalStack:
             "plate": choose_provider(env, "PLATE_PROVIDER", "tianapi", "TIANAPI_KEY"),
             "vehicle_license": choose_provider(env, "LICENSE_PROVIDER", "apizero", "APIZERO_KEY"),
         }
-        recognize_env = self.resources.function_environment("RecognizeFunction")
-        # Locally the keys come from the environment (DESIGN.md), not from SSM.
-        recognize_env.pop("TIANAPI_KEY_PARAMETER", None)
-        recognize_env.pop("APIZERO_KEY_PARAMETER", None)
+        recognize_env = self.resources.local_function_environment("RecognizeFunction")
         recognize_env.update(PLATE_PROVIDER=self.providers["plate"], LICENSE_PROVIDER=self.providers["vehicle_license"])
         # In AWS each of the reserved instances paces itself to its share of a provider's limit. Here
         # every dispatcher thread shares one module, and so one pacer: it must take the whole limit.

@@ -19,6 +19,8 @@ DEFAULT_TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 LOCAL_BUCKET = "vehicle-ocr-images"  # DESIGN.md: the local stack's bucket
 REGION = "us-east-1"
 ACCOUNT = "123456789012"  # moto's default account
+# Locally the API keys come from the environment (DESIGN.md), not from these SSM parameters.
+SSM_KEY_PARAMETERS = ("TIANAPI_KEY_PARAMETER", "APIZERO_KEY_PARAMETER")
 
 
 class _CfnLoader(yaml.SafeLoader):
@@ -123,6 +125,13 @@ class LocalResources:
         resource = self.template["Resources"][logical_id]
         own_env = resource.get("Properties", {}).get("Environment", {}).get("Variables", {})
         return {name: str(self.resolve(value)) for name, value in {**globals_env, **own_env}.items()}
+
+    def local_function_environment(self, logical_id: str = "RecognizeFunction") -> dict[str, str]:
+        """``function_environment`` as it runs here: without the SSM key parameters (keys come from the environment)."""
+        env = self.function_environment(logical_id)
+        for name in SSM_KEY_PARAMETERS:
+            env.pop(name, None)
+        return env
 
 
 def parameter_defaults(template: dict[str, Any]) -> dict[str, str]:
