@@ -23,6 +23,17 @@ def fake_upstream() -> Iterator[FakeUpstream]:
 
 
 @pytest.fixture
+def upstream_env(fake_upstream: FakeUpstream) -> dict[str, str]:
+    """The environment that points a local stack's providers at ``fake_upstream``, with its keys."""
+    return {
+        "TIANAPI_KEY": TIANAPI_TEST_KEY,
+        "APIZERO_KEY": APIZERO_TEST_KEY,
+        "TIANAPI_URL": fake_upstream.tianapi_url,
+        "APIZERO_URL": fake_upstream.apizero_url,
+    }
+
+
+@pytest.fixture
 def upstream_session() -> Iterator[requests.Session]:
     """A pooled transport session as production builds it (connection retries only)."""
     session = new_session()

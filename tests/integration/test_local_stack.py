@@ -22,20 +22,9 @@ import pytest
 import requests
 
 from tests.conftest import free_port, make_jpeg
-from tests.fakes.fixtures import APIZERO_TEST_KEY, TIANAPI_TEST_KEY
 from vehicle_ocr_local.stack import LocalStack, StackConfig
 
 VENV_BIN = Path(sys.executable).parent
-
-
-@pytest.fixture
-def upstream_env(fake_upstream) -> dict[str, str]:
-    return {
-        "TIANAPI_KEY": TIANAPI_TEST_KEY,
-        "APIZERO_KEY": APIZERO_TEST_KEY,
-        "TIANAPI_URL": fake_upstream.tianapi_url,
-        "APIZERO_URL": fake_upstream.apizero_url,
-    }
 
 
 @pytest.fixture

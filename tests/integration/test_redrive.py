@@ -13,7 +13,6 @@ import pytest
 import requests
 
 from tests.conftest import free_port, make_jpeg
-from tests.fakes.fixtures import APIZERO_TEST_KEY, TIANAPI_TEST_KEY
 from tests.fakes.upstream import Reply
 from vehicle_ocr.storage import ResultsStore
 from vehicle_ocr_local.redrive import redrive
@@ -23,15 +22,9 @@ VENV_BIN = Path(sys.executable).parent
 
 
 @pytest.fixture
-def running_stack(fake_upstream, monkeypatch):
+def running_stack(upstream_env, monkeypatch):
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    env = {
-        "TIANAPI_KEY": TIANAPI_TEST_KEY,
-        "APIZERO_KEY": APIZERO_TEST_KEY,
-        "TIANAPI_URL": fake_upstream.tianapi_url,
-        "APIZERO_URL": fake_upstream.apizero_url,
-        "UPSTREAM_RETRY_BASE_DELAY": "0.01",
-    }
+    env = {**upstream_env, "UPSTREAM_RETRY_BASE_DELAY": "0.01"}
     config = StackConfig(aws_port=free_port(), api_port=0, environment=env, retry_delays_s=(0.1, 0.1), quiet=True)
     with LocalStack(config) as stack:
         yield stack
