@@ -190,6 +190,73 @@ def test_cursor_cannot_be_used_for_another_query(query_app, lambda_context, seed
         assert (status, body["error"]["code"]) == (400, "INVALID_CURSOR"), query
 
 
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def _cursor(payload) -> str:
+    return _b64(json.dumps(payload, ensure_ascii=False).encode("utf-8"))
+
+
+_POSITION = {"pk": "f" * 32, "sk": "RECORD", "c": "2026-11-01T08:00:01.000Z#" + "f" * 32}
+_QUERY = ["by-kind", "plate", None, None]
+
+# Cursors that decode to something, but to nothing this API issued: each must be a 400, never a 500.
+FORGED_CURSORS = {
+    "not base64": "!!!!",
+    "base64 of a truncated payload": "eyJ2Ijox",
+    "non-ASCII characters": "沪A0762学",
+    "not UTF-8": _b64(b"\xff\xfe\xfd"),
+    "not JSON": _b64(b"cursor"),
+    "JSON list": _cursor([1, _QUERY, _POSITION]),
+    "JSON string": _cursor("cursor"),
+    "JSON number": _cursor(1),
+    "JSON null": _cursor(None),
+    "no q": _cursor({"v": 1, "p": _POSITION}),
+    "no p": _cursor({"v": 1, "q": _QUERY}),
+    "no v": _cursor({"q": _QUERY, "p": _POSITION}),
+    "v a string": _cursor({"v": "1", "q": _QUERY, "p": _POSITION}),
+    "v true": _cursor({"v": True, "q": _QUERY, "p": _POSITION}),
+    "v a float": _cursor({"v": 1.0, "q": _QUERY, "p": _POSITION}),
+    "v of another version": _cursor({"v": 2, "q": _QUERY, "p": _POSITION}),
+    "q a string": _cursor({"v": 1, "q": "by-kind", "p": _POSITION}),
+    "q a dict": _cursor({"v": 1, "q": {"index": "by-kind"}, "p": _POSITION}),
+    "q unhashable parts": _cursor({"v": 1, "q": [["by-kind"], {"plate": 1}, None, None], "p": _POSITION}),
+    "p a list": _cursor({"v": 1, "q": _QUERY, "p": ["f" * 32, "RECORD", "c"]}),
+    "p a string": _cursor({"v": 1, "q": _QUERY, "p": "f" * 32}),
+    "p without pk": _cursor({"v": 1, "q": _QUERY, "p": {"sk": "RECORD", "c": "x"}}),
+    "pk a number": _cursor({"v": 1, "q": _QUERY, "p": {**_POSITION, "pk": 7}}),
+    "pk a dict (an attribute value)": _cursor({"v": 1, "q": _QUERY, "p": {**_POSITION, "pk": {"S": "x"}}}),
+    "sk empty": _cursor({"v": 1, "q": _QUERY, "p": {**_POSITION, "sk": ""}}),
+    "c null": _cursor({"v": 1, "q": _QUERY, "p": {**_POSITION, "c": None}}),
+    "pk beyond DynamoDB's key size": _cursor({"v": 1, "q": _QUERY, "p": {**_POSITION, "pk": "x" * 2100}}),
+    "sk beyond DynamoDB's key size": _cursor({"v": 1, "q": _QUERY, "p": {**_POSITION, "sk": "x" * 1100}}),
+    "pk a lone surrogate": _b64(
+        b'{"v":1,"q":["by-kind","plate",null,null],"p":{"pk":"\\ud800","sk":"RECORD","c":"x"}}'
+    ),
+    "cursor of another query": _cursor({"v": 1, "q": ["by-vin", VIN, None, None], "p": _POSITION}),
+}
+
+
+@pytest.mark.parametrize("forged", list(FORGED_CURSORS.values()), ids=list(FORGED_CURSORS))
+def test_forged_cursor_is_400_never_500(forged, query_app, lambda_context, seeded):
+    # Given a cursor this API never issued: not base64, not JSON, JSON of the wrong shape or
+    # types, a field missing, or a well-formed cursor of another query
+    requests = [
+        api_event("apigw-list-results.json", query=[("kind", "plate"), ("cursor", forged)]),
+        api_event("apigw-list-results.json", query=[("cursor", forged)]),
+        api_event("apigw-plate-encoded.json", path="/plates/" + quote(PLATE), query=[("cursor", forged)]),
+        api_event("apigw-vehicle.json", path="/vehicles/" + VIN, query=[("cursor", forged)]),
+    ]
+    for event in requests:
+        # When any listing is requested with it
+        status, body = call(query_app, lambda_context, event)
+        # Then the API refuses it with 400 INVALID_CURSOR and a message, never a 500
+        assert (status, body["error"]["code"]) == (400, "INVALID_CURSOR"), (event["path"], body)
+        assert set(body["error"]) == {"code", "message"}
+        assert body["error"]["message"].startswith("cursor")
+
+
 @pytest.mark.parametrize(
     ("query", "named"),
     [

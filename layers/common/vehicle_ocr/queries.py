@@ -157,21 +157,33 @@ def _encode_cursor(item: dict[str, Any], listing: _Listing) -> str:
     return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
 
 
+# DynamoDB's key size limits (partition key 2048 bytes, sort key 1024 bytes): a position
+# beyond them is no item of the table, and DynamoDB would refuse the lookup (a 500).
+_POSITION_MAX_BYTES = {"pk": 2048, "sk": 1024, "c": 1024}
+
+
 def _decode_cursor(cursor: str, listing: _Listing) -> dict[str, Any]:
+    """The start key a cursor names, or InvalidCursor for anything this API did not issue.
+
+    A cursor comes from the caller, so every shape is checked before use: base64, UTF-8, a
+    JSON object with exactly the version, the query and a position of non-empty strings.
+    """
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         payload = json.loads(raw.decode("utf-8"))
-        position = payload["p"]
-        valid = (
-            payload["v"] == CURSOR_VERSION
-            and isinstance(position, dict)
-            and all(isinstance(position.get(name), str) and position[name] for name in ("pk", "sk", "c"))
-        )
-    except (binascii.Error, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+    except (binascii.Error, UnicodeError, ValueError, TypeError) as exc:
         raise InvalidCursor("cursor is not valid") from exc
-    if not valid:
+    if not isinstance(payload, dict) or set(payload) != {"v", "q", "p"}:
         raise InvalidCursor("cursor is not valid")
-    if payload["q"] != listing.fingerprint:
+    version, query, position = payload["v"], payload["q"], payload["p"]
+    # type(...) is int: JSON's true and 1.0 compare equal to 1 but are not a version this API wrote.
+    if type(version) is not int or version != CURSOR_VERSION:
+        raise InvalidCursor("cursor is not valid")
+    if not isinstance(position, dict) or not all(
+        _is_key_part(position.get(name), name) for name in _POSITION_MAX_BYTES
+    ):
+        raise InvalidCursor("cursor is not valid")
+    if not isinstance(query, list) or query != listing.fingerprint:
         raise InvalidCursor("cursor belongs to a different query")
     # The partition comes from the current query, never from the cursor.
     start_key = {
@@ -181,3 +193,14 @@ def _decode_cursor(cursor: str, listing: _Listing) -> dict[str, Any]:
         listing.hash_attribute: {"S": listing.hash_value},
     }
     return start_key
+
+
+def _is_key_part(value: Any, name: str) -> bool:
+    """A non-empty string DynamoDB accepts as this key attribute (UTF-8, within its size limit)."""
+    if not isinstance(value, str) or not value:
+        return False
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:  # a lone surrogate (JSON "\ud800") is no DynamoDB string
+        return False
+    return size <= _POSITION_MAX_BYTES[name]
