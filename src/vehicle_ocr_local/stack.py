@@ -2,10 +2,11 @@
 
 * AWS is moto's server, reached over HTTP by boto3 like the real thing.
 * The stack's resources are created from template.yaml (``vehicle_ocr_local.template``).
-* The bucket notifies a queue (moto cannot run Lambda here) with the prefix filters of
-  RecognizeFunction's S3 events; a dispatcher drains it and invokes the real handler with
-  the real event, several at a time, retrying failed invocations the way Lambda retries
-  asynchronous ones (two retries, then the on-failure destination queue).
+* The bucket notifies a queue (moto cannot run Lambda here) with the prefix filters of the
+  images bucket's notifications to RecognizeFunction (template.yaml); a dispatcher drains it
+  and invokes the real handler with the real event, several at a time, retrying failed
+  invocations the way Lambda retries asynchronous ones (two retries, then the on-failure
+  destination queue).
 * Successes on the event bus are copied into a local queue by a rule, so they can be watched.
 * The query API is the real QueryFunction behind the local API Gateway adapter.
 """
@@ -270,21 +271,21 @@ class LocalStack:
             Targets=[{"Id": "queue", "Arn": self._queue_arn(self.events_queue_url)}],
         )
 
-        # The bucket → the notification queue, with the S3 events (and prefix filters) of RecognizeFunction.
+        # The bucket → the notification queue, with the bucket's notifications (and prefix filters)
+        # that invoke RecognizeFunction in the template.
         queue_arn = self._queue_arn(self.notification_queue_url)
         configurations = []
-        function = template["Resources"]["RecognizeFunction"]["Properties"]
-        for name, event in function.get("Events", {}).items():
-            if event["Type"] != "S3":
-                continue
-            properties = self.resources.resolve(event["Properties"])
+        notifications = self.resources.lambda_notifications("ImagesBucket", "RecognizeFunction")
+        if not notifications:
+            raise ValueError("template.yaml: ImagesBucket has no notification that invokes RecognizeFunction")
+        for index, notification in enumerate(notifications):
             configuration: dict[str, Any] = {
-                "Id": name,
+                "Id": f"RecognizeFunction-{index}",
                 "QueueArn": queue_arn,
-                "Events": properties["Events"] if isinstance(properties["Events"], list) else [properties["Events"]],
+                "Events": [notification["Event"]],
             }
-            if "Filter" in properties:
-                configuration["Filter"] = {"Key": {"FilterRules": properties["Filter"]["S3Key"]["Rules"]}}
+            if "Filter" in notification:
+                configuration["Filter"] = {"Key": {"FilterRules": notification["Filter"]["S3Key"]["Rules"]}}
             configurations.append(configuration)
         self.client("s3").put_bucket_notification_configuration(
             Bucket=self.config.bucket, NotificationConfiguration={"QueueConfigurations": configurations}

@@ -1,8 +1,10 @@
 """Create the stack's stateful resources on an AWS emulator from template.yaml itself.
 
 The template is the one source of truth: the table's keys and indexes, the queues and their
-redrive, the bus and the bucket are read from it, and so is the RecognizeFunction's
-environment, with ``Ref``/``GetAtt``/``Sub`` resolved to the local resources.
+redrive, the bus and the bucket (and its notifications) are read from it, and so is the
+RecognizeFunction's environment, with ``Ref``/``GetAtt``/``Sub`` resolved to the local resources.
+A ``Sub`` that names a bucket the way its ``BucketName`` does (the template names the images
+bucket by string to avoid a circular dependency) resolves to that bucket's local name.
 """
 
 from __future__ import annotations
@@ -85,6 +87,9 @@ class LocalResources:
                     return self.refs[logical_id].rsplit("/", 1)[-1]
                 raise KeyError(f"GetAtt {logical_id}.{attribute} is not emulated locally")
             if name == "Fn::Sub":
+                bucket = self._bucket_named_by(value)
+                if bucket is not None:
+                    return bucket
                 text, variables = (arg, {}) if isinstance(arg, str) else (arg[0], arg[1])
                 return re.sub(
                     r"\$\{([^}!]+)\}",
@@ -118,6 +123,24 @@ class LocalResources:
             logical_id, attribute = name.split(".", 1)
             return self.resolve({"Fn::GetAtt": [logical_id, attribute]})
         return self.refs[name]
+
+    def _bucket_named_by(self, value: Any) -> str | None:
+        """The local name of the template's bucket whose ``BucketName`` is exactly ``value``, if any."""
+        for logical_id, resource in resources_of_type(self.template, "AWS::S3::Bucket").items():
+            if logical_id in self.refs and (resource.get("Properties") or {}).get("BucketName") == value:
+                return self.refs[logical_id]
+        return None
+
+    def lambda_notifications(self, bucket: str, function: str) -> list[dict[str, Any]]:
+        """The bucket's ``NotificationConfiguration.LambdaConfigurations`` that invoke ``function``, resolved."""
+        properties = self.template["Resources"][bucket].get("Properties") or {}
+        configurations = (properties.get("NotificationConfiguration") or {}).get("LambdaConfigurations") or []
+        targets = ({"Fn::GetAtt": [function, "Arn"]}, {"Ref": function})
+        return [
+            self.resolve({name: value for name, value in configuration.items() if name != "Function"})
+            for configuration in configurations
+            if configuration.get("Function") in targets
+        ]
 
     def function_environment(self, logical_id: str = "RecognizeFunction") -> dict[str, str]:
         """The function's environment as the template defines it (Globals merged), resolved locally."""

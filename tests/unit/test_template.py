@@ -1,0 +1,114 @@
+"""template.yaml as CloudFormation sees it: expanded offline by scripts/sam_transform.py (the
+AWS::Serverless transform), then read for what S3 may invoke and what RecognizeFunction is told."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from scripts.sam_transform import main as sam_transform
+from tests.conftest import ROOT
+from vehicle_ocr_local.template import LocalResources, load_template, local_name, parameter_defaults
+
+# The images bucket's name, built by string (see the naming notes at the top of template.yaml).
+IMAGES_BUCKET_NAME = "${AWS::StackName}-images-${AWS::AccountId}-${AWS::Region}"
+
+
+@pytest.fixture(scope="module")
+def transformed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    output = tmp_path_factory.mktemp("transform") / "template.json"
+    assert sam_transform(["-t", str(ROOT / "template.yaml"), "-o", str(output), "--region", "us-east-1"]) == 0
+    return json.loads(output.read_text(encoding="utf-8"))
+
+
+def _of_type(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
+    return {name: resource for name, resource in template["Resources"].items() if resource["Type"] == resource_type}
+
+
+def test_s3_may_invoke_the_function_for_the_images_bucket_only(transformed):
+    # Given the template expanded to CloudFormation
+    resources = transformed["Resources"]
+    assert resources["ImagesBucket"]["Properties"]["BucketName"] == {"Fn::Sub": IMAGES_BUCKET_NAME}
+    # When the Lambda permissions granted to S3 are read
+    s3_permissions = {
+        name: resource["Properties"]
+        for name, resource in _of_type(transformed, "AWS::Lambda::Permission").items()
+        if resource["Properties"]["Principal"] == "s3.amazonaws.com"
+    }
+    # Then there is one, for RecognizeFunction, limited to exactly the images bucket (SourceArn)
+    # of this account (SourceAccount), not to any bucket of the account
+    assert len(s3_permissions) == 1, sorted(s3_permissions)
+    ((name, permission),) = s3_permissions.items()
+    assert permission["FunctionName"] in ({"Fn::GetAtt": ["RecognizeFunction", "Arn"]}, {"Ref": "RecognizeFunction"})
+    assert permission["Action"] == "lambda:InvokeFunction"
+    assert permission["SourceArn"] == {"Fn::Sub": "arn:${AWS::Partition}:s3:::" + IMAGES_BUCKET_NAME}
+    assert permission["SourceAccount"] == {"Ref": "AWS::AccountId"}
+    # And the bucket sets its notifications only once S3 may invoke the function
+    assert name in resources["ImagesBucket"]["DependsOn"]
+
+
+def test_the_images_bucket_notifies_the_function_for_both_prefixes(transformed):
+    # Given the expanded template / When the images bucket's notifications are read
+    configurations = transformed["Resources"]["ImagesBucket"]["Properties"]["NotificationConfiguration"]
+    lambdas = configurations["LambdaConfigurations"]
+    # Then every object created under either prefix, and nothing else, goes to RecognizeFunction
+    assert {json.dumps(c["Function"]) for c in lambdas} == {json.dumps({"Fn::GetAtt": ["RecognizeFunction", "Arn"]})}
+    assert [c["Event"] for c in lambdas] == ["s3:ObjectCreated:*", "s3:ObjectCreated:*"]
+    prefixes = [rule["Value"] for c in lambdas for rule in c["Filter"]["S3Key"]["Rules"] if rule["Name"] == "prefix"]
+    assert sorted(json.dumps(p) for p in prefixes) == sorted(
+        json.dumps({"Ref": name}) for name in ("PlatePrefix", "LicensePrefix")
+    )
+    assert set(configurations) == {"LambdaConfigurations"}
+
+
+def test_function_is_told_its_bucket_and_upstream_limits(transformed):
+    # Given the expanded template
+    parameters = transformed["Parameters"]
+    # When RecognizeFunction's environment is read
+    function = transformed["Resources"]["RecognizeFunction"]["Properties"]
+    env = function["Environment"]["Variables"]
+    # Then it names the images bucket by the bucket's own name string, so events from any other
+    # bucket can be told apart
+    assert env["IMAGES_BUCKET"] == {"Fn::Sub": IMAGES_BUCKET_NAME}
+    # And the upstream limits come from parameters with their documented defaults and bounds
+    assert env["UPSTREAM_TIMEOUT_RETRIES"] == {"Ref": "UpstreamTimeoutRetries"}
+    assert env["UPSTREAM_MAX_ANSWER_BYTES"] == {"Ref": "UpstreamMaxAnswerBytes"}
+    assert env["UPSTREAM_CALL_DEADLINE"] == {"Ref": "UpstreamCallDeadlineSeconds"}
+    retries = parameters["UpstreamTimeoutRetries"]
+    assert (retries["Type"], retries["Default"], retries["MinValue"], retries["MaxValue"]) == ("Number", 1, 0, 3)
+    assert (parameters["UpstreamMaxAnswerBytes"]["Type"], parameters["UpstreamMaxAnswerBytes"]["Default"]) == (
+        "Number",
+        4194304,
+    )
+    assert (
+        parameters["UpstreamCallDeadlineSeconds"]["Type"],
+        parameters["UpstreamCallDeadlineSeconds"]["Default"],
+    ) == ("Number", 30)
+    assert all(parameters[name]["Description"] for name in ("UpstreamTimeoutRetries", "UpstreamMaxAnswerBytes"))
+
+
+def test_local_stack_resolves_the_bucket_name_and_notifications_to_its_own_bucket():
+    # Given the template's resources as the local stack names them (its bucket: vehicle-ocr-images)
+    template = load_template()
+    resources = LocalResources(parameters=parameter_defaults(template), template=template)
+    for logical_id in template["Resources"]:
+        resources.refs[logical_id] = local_name(logical_id)
+        resources.arns[logical_id] = f"arn:aws:local:::{local_name(logical_id)}"
+    resources.refs["ImagesBucket"] = "vehicle-ocr-images"
+    # When RecognizeFunction's environment and the bucket's notifications are resolved locally
+    env = resources.function_environment("RecognizeFunction")
+    notifications = resources.lambda_notifications("ImagesBucket", "RecognizeFunction")
+    # Then IMAGES_BUCKET is the local bucket (not the AWS name string), the upstream limits are
+    # the parameter defaults, and both prefix filters reach the local bucket's notifications
+    assert env["IMAGES_BUCKET"] == "vehicle-ocr-images"
+    assert (env["UPSTREAM_TIMEOUT_RETRIES"], env["UPSTREAM_MAX_ANSWER_BYTES"], env["UPSTREAM_CALL_DEADLINE"]) == (
+        "1",
+        "4194304",
+        "30",
+    )
+    assert [n["Filter"]["S3Key"]["Rules"] for n in notifications] == [
+        [{"Name": "prefix", "Value": "plates/"}],
+        [{"Name": "prefix", "Value": "vehicle-licenses/"}],
+    ]
