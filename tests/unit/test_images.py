@@ -11,9 +11,9 @@ import time
 import zlib
 
 import pytest
-from PIL import Image, ImageCms, PngImagePlugin
+from PIL import Image, ImageCms, ImageDraw, PngImagePlugin
 
-from tests.conftest import make_jpeg
+from tests.conftest import ROOT, make_jpeg
 from vehicle_ocr import images
 from vehicle_ocr.errors import PipelineError
 from vehicle_ocr.images import PreparedImage, check_image, check_size, prepare_for_upstream, sniff_format
@@ -261,6 +261,203 @@ def test_size_limit_is_checked_before_download_and_after():
     with pytest.raises(PipelineError) as caught:
         check_image(make_jpeg(1), 100)
     assert caught.value.code == "IMAGE_TOO_LARGE"
+
+
+# --- declared size: what no decoder can read, told from the headers ----------------------------------
+
+
+def with_ihdr(png: bytes, width: int, height: int, *, fix_crc: bool = True) -> bytes:
+    """The PNG with the size in its IHDR replaced; its checksum recomputed, or left as it was."""
+    data = bytearray(png)
+    data[16:24] = struct.pack(">II", width, height)
+    if fix_crc:
+        data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    return bytes(data)
+
+
+def with_frame_size(jpeg: bytes, width: int, height: int) -> bytes:
+    """The JPEG with the size in its frame header (SOF0, SOF2) replaced: a naive walk, as jpeg_layout's."""
+    pos = 2
+    while jpeg[pos + 1] not in (0xC0, 0xC2):
+        pos += 2 + struct.unpack_from(">H", jpeg, pos + 2)[0]
+    return jpeg[: pos + 5] + struct.pack(">HH", height, width) + jpeg[pos + 9 :]
+
+
+def with_bmp_size(bmp: bytes, width: int, height: int) -> bytes:
+    return bmp[:18] + struct.pack("<ii", width, height) + bmp[26:]
+
+
+def guarded(data: bytes) -> PreparedImage:
+    """What the pipeline does before a paid call: check the object, then prepare it."""
+    check_image(data, 10_000_000)
+    return prepare_for_upstream(data, limit_bytes=LIMIT)
+
+
+# A whole, small JPEG (under 1 KB: tables, frame, a short scan) whose frame header claims 7000x7000
+# pixels, under the 50 MP maximum: its scan cannot hold a hundredth of the blocks that needs.
+FORGED_JPEG = with_frame_size(make_jpeg(1), 7000, 7000)
+
+
+@pytest.mark.parametrize(
+    ("data", "declared"),
+    [
+        (with_ihdr(encoded("PNG"), 0, 10), "0 x 10"),
+        (with_ihdr(encoded("PNG"), 20, 0), "20 x 0"),
+        (with_frame_size(make_jpeg(1), 0, 32), "0 x 32"),
+        (with_frame_size(make_jpeg(1), 64, 0), "64 x 0"),  # 0: "set by a DNL marker", which libjpeg refuses
+        (with_bmp_size(encoded("BMP"), 0, 10), "0 x 10"),
+    ],
+    ids=["png-width-0", "png-height-0", "jpeg-width-0", "jpeg-height-0", "bmp-width-0"],
+)
+def test_an_image_declaring_no_pixels_is_corrupt(data, declared):
+    # Given an image, whole but for a header declaring a width or a height of 0 (the PNG's checksum right)
+    # When it is checked, or prepared for the upstream
+    for attempt in (lambda: check_image(data, 10_000_000), lambda: prepare_for_upstream(data, limit_bytes=LIMIT)):
+        with pytest.raises(PipelineError) as caught:
+            attempt()
+        # Then it is refused as corrupt, saying why, and nothing is paid for
+        assert caught.value.code == "IMAGE_CORRUPT"
+        assert caught.value.message.endswith(f"image is {declared} pixels: there is nothing to read")
+
+
+@pytest.mark.parametrize(
+    ("data", "declared"),
+    [
+        (FORGED_JPEG, "7000 x 7000"),
+        (with_frame_size(save(corner_marked((64, 32)), "JPEG", progressive=True), 6000, 4000), "6000 x 4000"),
+        (with_frame_size(encoded("JPEG", mode="L"), 4000, 3000), "4000 x 3000"),
+        (with_ihdr(encoded("PNG"), 5000, 5000), "5000 x 5000"),
+        (with_bmp_size(encoded("BMP"), 200, 100), "200 x 100"),
+    ],
+    ids=["jpeg", "progressive-jpeg", "grey-jpeg", "png", "bmp"],
+)
+def test_a_header_claiming_more_pixels_than_the_data_can_hold_is_corrupt(data, declared, monkeypatch):
+    # Given a small image whose header claims many pixels, under the maximum (forged, or another file's header)
+    assert len(data) < 1500
+    # And no Pillow: nothing may be decoded to find out (decoded, the JPEG would come out grey, without error)
+    monkeypatch.setitem(sys.modules, "PIL.Image", None)
+    # When it is checked, or prepared for the upstream
+    for attempt in (lambda: check_image(data, 10_000_000), lambda: prepare_for_upstream(data, limit_bytes=LIMIT)):
+        with pytest.raises(PipelineError) as caught:
+            attempt()
+        # Then it is refused as corrupt from its header, before any upstream call
+        assert caught.value.code == "IMAGE_CORRUPT"
+        assert caught.value.message.startswith(f"{declared} pixels need at least ")
+        assert caught.value.message.endswith("a forged header or truncated data")
+
+
+def test_a_png_header_edited_without_its_checksum_is_corrupt():
+    # Given a PNG whose IHDR now says 40x20 where it said 20x10, its checksum left as it was
+    data = with_ihdr(encoded("PNG"), 40, 20, fix_crc=False)
+    # Which Pillow's PNG parser, as libpng, refuses
+    with pytest.raises(SyntaxError, match="bad header checksum"):
+        PngImagePlugin.PngImageFile(io.BytesIO(data))
+    # When it is checked, or prepared for the upstream, Then it is refused as corrupt
+    for attempt in (lambda: check_image(data, 10_000_000), lambda: prepare_for_upstream(data, limit_bytes=LIMIT)):
+        with pytest.raises(PipelineError) as caught:
+            attempt()
+        assert caught.value.code == "IMAGE_CORRUPT"
+        assert caught.value.message == "PNG header is corrupt (its IHDR checksum does not match)"
+
+
+@pytest.mark.parametrize(
+    ("fmt", "mode", "params"),
+    [
+        ("JPEG", "RGB", {"quality": 1}),
+        ("JPEG", "RGB", {"quality": 95, "subsampling": 0, "optimize": True, "progressive": True}),
+        ("JPEG", "L", {"quality": 1, "optimize": True}),  # 2 bits an 8x8 block: libjpeg's floor
+        ("JPEG", "CMYK", {"quality": 1, "optimize": True, "progressive": True}),
+        ("PNG", "RGB", {"compress_level": 9}),  # deflate's floor: about 1:1030
+        ("PNG", "L", {"compress_level": 9}),
+        ("PNG", "1", {"compress_level": 9}),
+        ("PNG", "P", {"compress_level": 9, "bits": 1}),
+        ("BMP", "1", {}),
+    ],
+)
+def test_images_compressed_as_far_as_their_format_goes_still_pass(fmt, mode, params):
+    # Given a 12 MP image of one colour, compressed as far as its format allows
+    data = save(Image.new(mode, (4000, 3000)), fmt, **params)
+    # When it is checked, Then it passes: the least bytes its pixels take are the format's, not a guess
+    assert check_image(data, 10_000_000) == fmt.lower()
+    assert prepare_for_upstream(data, limit_bytes=LIMIT).width == 4000
+
+
+def test_a_screenshot_passes():
+    # Given a phone screenshot as PNG: flat colours, a few bars and text
+    screen = Image.new("RGB", (1170, 2532), "white")
+    draw = ImageDraw.Draw(screen)
+    for top in range(0, 2532, 180):
+        draw.rectangle((40, top + 20, 1130, top + 140), fill=(240, 240, 245), outline=(200, 200, 210))
+        draw.text((60, top + 60), f"沪A0762{top} plate photo taken at the gate", fill="black")
+    data = save(screen, "PNG", optimize=True)
+    # When it is checked and prepared, Then it passes as it is
+    assert check_image(data, 10_000_000) == "png"
+    assert prepare_for_upstream(data, limit_bytes=LIMIT).data is data
+
+
+def test_every_sample_photo_passes_the_guard():
+    # Given the sample photos (plates and vehicle licences, drawn as a phone would shoot them)
+    paths = sorted((ROOT / "samples").glob("*/*.jpg"))
+    assert len(paths) >= 58
+    for path in paths:
+        data = path.read_bytes()
+        # When each is checked and prepared, Then it passes, its pixels untouched
+        assert check_image(data, 10_000_000) == "jpeg", path.name
+        result = prepare_for_upstream(data, limit_bytes=LIMIT)
+        assert (result.width, result.height) == Image.open(io.BytesIO(data)).size, path.name
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"hello, I am text named car.jpg",
+        make_jpeg(1)[:-100],  # truncated
+        with_ihdr(encoded("PNG"), 0, 10),
+        FORGED_JPEG,
+        random.Random(8).randbytes(4096),
+        b"\xff\xd8\xff" + bytes(range(256)) * 3 + b"\xff\xd9",  # a JPEG signature, then garbage
+        b"\x89PNG\r\n\x1a\n" + random.Random(9).randbytes(256) + b"IEND\xaeB`\x82",
+        b"II*\x00" + bytes(100),
+        b"GIF89a" + bytes(64),
+        with_ihdr(encoded("PNG"), 10_000, 10_000),  # too large
+    ],
+    ids=[
+        "empty",
+        "text",
+        "truncated-jpeg",
+        "zero-width-png",
+        "forged-size-jpeg",
+        "random",
+        "jpeg-garbage",
+        "png-garbage",
+        "tiff-zeros",
+        "gif-zeros",
+        "png-too-large",
+    ],
+)
+def test_image_error_messages_carry_no_object_reprs_or_addresses(data):
+    # Given an object that is no usable image
+    # When the pipeline checks and prepares it
+    with pytest.raises(PipelineError) as caught:
+        guarded(data)
+    # Then it fails with an IMAGE_* code whose message names no Python object and no address
+    assert caught.value.code.startswith("IMAGE_")
+    message = caught.value.message
+    assert "0x" not in message
+    assert "BytesIO" not in message
+    assert " object at " not in message
+
+
+def test_pillow_s_complaint_is_passed_on_without_its_file_object():
+    # Given a JPEG signature followed by bytes no parser can follow: Pillow says
+    # "cannot identify image file <_io.BytesIO object at 0x7f...>"
+    data = b"\xff\xd8\xff" + bytes(range(256)) * 3 + b"\xff\xd9"
+    # When it is prepared, Then the message keeps what Pillow found, not which object it read
+    with pytest.raises(PipelineError) as caught:
+        prepare_for_upstream(data, limit_bytes=LIMIT)
+    assert caught.value.code == "IMAGE_CORRUPT"
+    assert caught.value.message == "JPEG data cannot be decoded (cannot identify image file)"
 
 
 # --- prepare_for_upstream: the unchanged path ----------------------------------------------------
@@ -838,7 +1035,7 @@ def test_png_and_bmp_over_the_limit_become_jpeg(fmt):
     assert decoded(result).format == "JPEG"
 
 
-@pytest.mark.parametrize(("size", "smallest"), [((1000, 800), "640x512"), ((300, 200), "300x200")])
+@pytest.mark.parametrize(("size", "smallest"), [((1000, 800), "640 x 512"), ((300, 200), "300 x 200")])
 def test_image_that_cannot_fit_even_at_the_minimum_size_is_too_large(size, smallest):
     # Given a noisy image and a limit it cannot meet at 640 px (nor at its own size, when smaller)
     data = save(noise(size, seed=9), "JPEG", quality=90)
@@ -864,7 +1061,7 @@ def test_large_jpeg_is_decoded_at_reduced_scale(monkeypatch):
 
 def test_non_jpeg_too_big_to_decode_in_full_is_refused(monkeypatch):
     monkeypatch.setattr(images, "MAX_DECODE_PIXELS", 5_000)
-    with pytest.raises(PipelineError, match=r"100x100 pixels; the maximum is 0 megapixels for a format") as caught:
+    with pytest.raises(PipelineError, match=r"100 x 100 pixels; the maximum is 0 megapixels for a format") as caught:
         prepare_for_upstream(encoded("WEBP", (100, 100)), limit_bytes=LIMIT)
     assert caught.value.code == "IMAGE_TOO_LARGE"
 
@@ -874,7 +1071,7 @@ def test_declared_dimensions_over_the_maximum_are_refused_from_the_header():
     data = bytearray(encoded("PNG"))
     data[16:24] = struct.pack(">II", 10_000, 10_000)
     # When it is prepared, even under the byte limit
-    with pytest.raises(PipelineError, match="10000x10000 pixels; the maximum is 50 megapixels") as caught:
+    with pytest.raises(PipelineError, match="10000 x 10000 pixels; the maximum is 50 megapixels") as caught:
         prepare_for_upstream(bytes(data), limit_bytes=LIMIT)
     # Then it is too large, and nothing was decoded
     assert caught.value.code == "IMAGE_TOO_LARGE"
@@ -886,6 +1083,29 @@ def test_pillow_decompression_bomb_signals_become_too_large(monkeypatch, size):
     with pytest.raises(PipelineError, match="too many pixels") as caught:
         prepare_for_upstream(encoded("WEBP", size), limit_bytes=LIMIT)
     assert caught.value.code == "IMAGE_TOO_LARGE"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        encoded("WEBP", (40, 40)),
+        encoded("GIF", (40, 40)),
+        save(corner_marked((40, 40)), "JPEG", exif=exif_with(6)),  # sideways: decoded to be turned
+        save(corner_marked((40, 40)), "PNG"),
+    ],
+    ids=["webp", "gif", "jpeg-sideways", "png-over-the-limit"],
+)
+def test_a_decompression_bomb_warning_is_a_rejection_not_a_log_line(monkeypatch, recwarn, data):
+    # Given images Pillow must decode, with more pixels than its limit but not twice as many: it only warns
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1_000)
+    # When the pipeline checks and prepares them (the PNG because it is over the upstream's limit)
+    with pytest.raises(PipelineError) as caught:
+        check_image(data, 10_000_000)
+        prepare_for_upstream(data, limit_bytes=len(data) - 1 if data.startswith(b"\x89PNG") else LIMIT)
+    # Then they are refused as too large, and no warning was left for a log
+    assert caught.value.code == "IMAGE_TOO_LARGE"
+    assert caught.value.message.startswith("too many pixels to decode safely")
+    assert not [w for w in recwarn if issubclass(w.category, Image.DecompressionBombWarning)]
 
 
 # --- corrupt data ----------------------------------------------------------------------------------------

@@ -1,7 +1,10 @@
 """The image guard: make an object something an upstream can take, before paying for a call.
 
 Formats are told from magic bytes, never from the key's extension: a text file named
-``.jpg`` is rejected here, not billed upstream.
+``.jpg`` is rejected here, not billed upstream. So, from the headers alone, is an image the
+upstream could not read though it was billed: one declaring a width or height of 0, more pixels
+than the maximum, or more than its bytes can hold (a forged or another file's header; see
+``_check_declared``).
 
 ``prepare_for_upstream`` then turns an accepted image into bytes the upstream takes:
 
@@ -52,6 +55,7 @@ import io
 import re
 import struct
 import warnings
+import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -95,6 +99,17 @@ MAX_PIXELS = 50_000_000
 # ~89 MP, raises over ~179 MP) is left as it is for the rest of the process; both of its
 # signals are caught all the same.
 MAX_DECODE_PIXELS = 25_000_000
+
+# The fewest bytes an encoder can spend on the pixels a header declares (see _check_declared).
+_DEFLATE_MAX_RATIO = 1032  # PNG: a deflate copy of 258 bytes takes at least 2 bits
+_JPEG_HUFFMAN_FRAMES = frozenset({0xC0, 0xC1, 0xC2, 0xC3})  # baseline, extended, progressive, lossless
+_BMP_UNCOMPRESSED = frozenset({0, 3, 6})  # BI_RGB, BI_BITFIELDS, BI_ALPHABITFIELDS: every row is there
+_BMP_WINDOWS_HEADERS = frozenset({40, 52, 56, 108, 124})  # OS/2's 16 and 64 number compressions otherwise
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # by colour type: grey, RGB, palette, grey+alpha, RGBA
+# Pillow's messages may name the file object it read: "cannot identify image file <_io.BytesIO
+# object at 0x7f...>". An address says nothing about the image, and differs on every run.
+_OBJECT_REPR = re.compile(r"\s*<[^<>]*(?:\bobject\b|\bat 0x)[^<>]*>")
+_ADDRESS = re.compile(r"\s*\b0x[0-9a-fA-F]{6,}\b")
 
 _MAX_JPEG_SEGMENTS = 256  # real files have a few dozen before the scan; beyond that Pillow decides
 _MAX_FILL_BYTES = 64  # 0xFF padding allowed before a marker
@@ -167,6 +182,7 @@ def check_image(data: bytes, max_bytes: int) -> str:
         )
     if not _complete(data, image_format):
         raise PipelineError("pipeline", "IMAGE_CORRUPT", f"{image_format.upper()} data is truncated")
+    _check_declared(data, image_format)
     return image_format
 
 
@@ -264,6 +280,113 @@ def _jpeg_image_end(data: bytes, scan_data: int) -> int | None:
     if eoi == -1:
         return None
     return len(data) if eoi == final else eoi + 2
+
+
+def _check_declared(data: bytes, image_format: str) -> None:
+    """Refuse from the headers what no decoder can read, before anything is paid for.
+
+    An image declaring no pixels (a width or height of 0; in a JPEG a height "set later by a
+    DNL marker", which libjpeg refuses), or more than MAX_PIXELS; a PNG header whose checksum
+    is wrong (libpng and Pillow refuse it); and an image declaring more pixels than its bytes
+    can hold: a forged header, or another file's header on a cut one.
+
+    The last is a bound, not a decode. Decoding would not tell: libjpeg (Pillow's decoder, and
+    most upstreams') decodes a JPEG whose scan ends before the blocks its frame declares, at
+    full size or on a draft, without an error (a warning Pillow does not pass on), the missing
+    blocks grey; ``verify()`` checks nothing in a JPEG. And it would bring Pillow and tens of
+    milliseconds to the path that sends most uploads on untouched. The bound instead compares
+    the fewest bytes the format's own coding can spend on the declared pixels with the bytes
+    after the headers: microseconds, and no image an encoder wrote can fall below it, however
+    flat. Photos spend 10 to 60 bits on an 8x8 block (the samples at least 11), a JPEG of one
+    colour with optimised tables 2, against a floor of 1; deflate compresses a PNG of one colour
+    about 1030:1, against a ceiling of 1032:1. A 693-byte JPEG claiming 7000x7000 pixels is over
+    a hundred times short. What it lets through: a header claiming a few times more than its
+    data hold (decoders show a grey band), arithmetic-coded or hierarchical JPEGs and RLE BMPs
+    (no floor), and headers the parser cannot read (Pillow judges them in ``prepare_for_upstream``).
+    """
+    try:
+        frame = _frame(data, image_format)
+    except struct.error:  # a length pointing past the end: Pillow judges the file later
+        return
+    if frame is None:
+        return
+    width, height, least, held = frame
+    _check_pixels(width, height, image_format, decoding=False)
+    if image_format == "png" and zlib.crc32(data[12:29]) != int.from_bytes(data[29:33], "big"):
+        raise PipelineError("pipeline", "IMAGE_CORRUPT", "PNG header is corrupt (its IHDR checksum does not match)")
+    if held < least:
+        raise PipelineError(
+            "pipeline",
+            "IMAGE_CORRUPT",
+            f"{width} x {height} pixels need at least {least} bytes of {image_format.upper()} data "
+            f"but the image has {max(held, 0)}: a forged header or truncated data",
+        )
+
+
+def _frame(data: bytes, image_format: str) -> tuple[int, int, int, int] | None:
+    """The declared size, the fewest bytes any encoder spends on it, and the bytes after the
+    headers: (width, height, least, held). None for formats Pillow decodes (they fail there)
+    and headers the parser cannot read. May raise struct.error on a file cut in its headers."""
+    if image_format == "jpeg":
+        return _jpeg_frame(data)
+    if image_format == "png":
+        return _png_frame(data)
+    if image_format == "bmp":
+        return _bmp_frame(data)
+    return None
+
+
+def _jpeg_frame(data: bytes) -> tuple[int, int, int, int] | None:
+    """Huffman coding spends at least 1 bit on each 8x8 block of each component: the code of
+    its DC coefficient (2 in practice: a baseline block ends with an EOB code, and libjpeg
+    refines the DC of a progressive one). Arithmetic coding has no such floor."""
+    walked = _jpeg_segments(data)
+    if walked is None:
+        return None
+    segments, scan, _ = walked
+    for marker, _, start, end in segments:
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # SOFn: the first frame
+            if end - start < 6:  # too short for a size: Pillow judges the file later
+                return None
+            height, width, count = struct.unpack_from(">HHB", data, start + 1)
+            factors = [(byte >> 4, byte & 0x0F) for byte in data[start + 7 : min(end, start + 6 + 3 * count) : 3]]
+            least = 0
+            if marker in _JPEG_HUFFMAN_FRAMES and factors and all(0 < h <= 4 and 0 < v <= 4 for h, v in factors):
+                h_max, v_max = max(h for h, _ in factors), max(v for _, v in factors)
+                # A component's blocks: its own size (subsampled by its factors) in 8x8 blocks.
+                blocks = sum(_ceil(_ceil(width * h, h_max), 8) * _ceil(_ceil(height * v, v_max), 8) for h, v in factors)
+                least = blocks // 8
+            return width, height, least, len(data) - scan  # the scans, and any trailer: all it may have
+    return None
+
+
+def _ceil(numerator: int, denominator: int) -> int:
+    return -(-numerator // denominator)
+
+
+def _png_frame(data: bytes) -> tuple[int, int, int, int] | None:
+    """The pixels' bytes (filter bytes and padding aside) over deflate's best ratio: a copy of
+    258 bytes, its longest, takes a length code and a distance code, of at least 1 bit each."""
+    if data[12:16] != b"IHDR":
+        return None
+    width, height, depth, colour = struct.unpack_from(">IIBB", data, 16)
+    pixel_bytes = width * height * depth * _PNG_CHANNELS.get(colour, 1) // 8
+    return width, height, pixel_bytes // _DEFLATE_MAX_RATIO, len(data) - 33  # after signature and IHDR
+
+
+def _bmp_frame(data: bytes) -> tuple[int, int, int, int] | None:
+    """An uncompressed BMP holds every row (its padding aside); RLE may skip pixels: no floor."""
+    offset, header_size = struct.unpack_from("<II", data, 10)
+    if header_size == 12:  # OS/2 BITMAPCOREHEADER: never compressed
+        width, height, _, bits = struct.unpack_from("<HHHH", data, 18)
+        compression = 0
+    elif header_size in _BMP_WINDOWS_HEADERS:
+        width, height, _, bits, compression = struct.unpack_from("<iiHHI", data, 18)
+    else:
+        return None
+    width, height = abs(width), abs(height)  # a negative height means rows stored top-down
+    least = _ceil(width * bits, 8) * height if compression in _BMP_UNCOMPRESSED else 0
+    return width, height, least, len(data) - offset
 
 
 def _header(data: bytes, image_format: str) -> tuple[int, int, int] | None:
@@ -543,14 +666,24 @@ def _png_metadata(data: bytes, kind: bytes, start: int) -> str:
 
 
 def _check_pixels(width: int, height: int, image_format: str, *, decoding: bool) -> None:
-    """Refuse decompression bombs from the declared size, before any pixel is decoded."""
+    """Refuse decompression bombs from the declared size, before any pixel is decoded, and
+    images without pixels (which upstreams would bill, and could not read).
+
+    Sizes are written "W x H": "7000x7000" would read, to a search for addresses, as 0x7000.
+    """
+    if width <= 0 or height <= 0:
+        raise PipelineError(
+            "pipeline",
+            "IMAGE_CORRUPT",
+            f"{image_format.upper()} image is {width} x {height} pixels: there is nothing to read",
+        )
     limit = MAX_DECODE_PIXELS if decoding else MAX_PIXELS
     if width * height > limit:
         what = " for a format that must be decoded at full size" if decoding else ""
         raise PipelineError(
             "pipeline",
             "IMAGE_TOO_LARGE",
-            f"{image_format.upper()} image is {width}x{height} pixels; "
+            f"{image_format.upper()} image is {width} x {height} pixels; "
             f"the maximum is {limit // 1_000_000} megapixels{what}",
         )
 
@@ -608,12 +741,21 @@ def _decode_failure(exc: Exception, image_format: str) -> PipelineError:
     from PIL import Image
 
     if isinstance(exc, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
-        return PipelineError("pipeline", "IMAGE_TOO_LARGE", f"too many pixels to decode safely: {exc}")
+        return PipelineError("pipeline", "IMAGE_TOO_LARGE", f"too many pixels to decode safely: {_complaint(exc)}")
     if isinstance(exc, MemoryError):
         return PipelineError("pipeline", "IMAGE_TOO_LARGE", "image needs more memory to decode than there is")
     # OSError (truncated, broken stream), SyntaxError and ValueError (bad headers), EOFError, ...
-    detail = f"{type(exc).__name__}: {exc}"[:200]
-    return PipelineError("pipeline", "IMAGE_CORRUPT", f"{image_format.upper()} data cannot be decoded ({detail})")
+    return PipelineError(
+        "pipeline", "IMAGE_CORRUPT", f"{image_format.upper()} data cannot be decoded ({_complaint(exc)})"
+    )
+
+
+def _complaint(exc: Exception) -> str:
+    """What Pillow found, without the object it read or any address: messages go to records,
+    queues and logs, where "<_io.BytesIO object at 0x7f...>" only tells the pipeline's insides.
+    The exception's name only when nothing else is left (its name alone is no explanation)."""
+    text = _ADDRESS.sub("", _OBJECT_REPR.sub("", str(exc))).strip()
+    return (text or type(exc).__name__)[:200]
 
 
 _PLUGINS = {
@@ -720,7 +862,7 @@ def _fit(image: PILImage, limit_bytes: int) -> tuple[bytes, int, PILImage]:
         "pipeline",
         "IMAGE_TOO_LARGE",
         f"image does not fit the upstream's limit of {limit_bytes} bytes even at "
-        f"{candidate.width}x{candidate.height} pixels and JPEG quality {quality} ({len(encoded)} bytes)",
+        f"{candidate.width} x {candidate.height} pixels and JPEG quality {quality} ({len(encoded)} bytes)",
     )
 
 
