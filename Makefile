@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install lint format check-template unit integration test bench build events openapi up demo clean
+.PHONY: help install lint format check-template unit integration test bench build lock events openapi up demo clean
 
 help:
 	@echo "make demo            the whole pipeline on the sample images, locally; prints a table"
@@ -14,6 +14,7 @@ help:
 	@echo "make check-template  sam validate (--lint), cfn-lint on the transformed template, checkov"
 	@echo "make bench           benchmarks (~5 min): overhead, throughput, cold start, paid calls, engine; bench/REPORT.md"
 	@echo "make build           sam build (needs python3.12 on PATH; pyenv's 3.12 is picked up)"
+	@echo "make lock            pin the layer's whole dependency tree, with hashes (layers/common/requirements.in -> .txt)"
 	@echo "make events          regenerate events/ with sam local generate-event"
 	@echo "make openapi         regenerate docs/openapi.json from the query API's routes"
 	@echo "make format          ruff format + import sorting"
@@ -60,6 +61,15 @@ up: install
 # SAM builds the layer with python3.12 (the Lambda runtime); pyenv's 3.12 is picked up if needed.
 build: install
 	scripts/sam-build.sh
+
+# The layer's dependencies: top-level intent in requirements.in, the whole tree pinned with
+# hashes in requirements.txt, resolved for Lambda's platform (x86_64 Linux, CPython 3.12,
+# wheels only) whatever machine runs it. Pins already in requirements.txt are kept unless
+# requirements.in needs otherwise; `make lock LOCK_FLAGS=--upgrade` moves everything to the newest.
+lock: install
+	$(BIN)/uv pip compile layers/common/requirements.in --output-file layers/common/requirements.txt \
+		--python-version 3.12 --python-platform x86_64-manylinux_2_28 --only-binary :all: \
+		--generate-hashes --custom-compile-command "make lock" --quiet $(LOCK_FLAGS)
 
 events: install
 	$(BIN)/python scripts/generate_events.py

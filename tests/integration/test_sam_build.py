@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 
@@ -10,6 +11,46 @@ import pytest
 from tests.conftest import ROOT
 
 BUILD_SCRIPT = ROOT / "scripts" / "sam-build.sh"
+LAYER = ROOT / "layers" / "common"
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _requirements(path) -> dict[str, tuple[str, list[str]]]:
+    """``name -> (version, hashes)`` of a pip requirements file (continuation lines joined)."""
+    text = re.sub(r"\\\n", " ", path.read_text(encoding="utf-8"))
+    pins = {}
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        match = re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?\s*==\s*([^\s;]+)\s*(.*)", line)
+        assert match, f"{path.name}: not pinned with ==: {line}"
+        name, _extras, version, rest = match.groups()
+        pins[_canonical(name)] = (version, re.findall(r"--hash=sha256:([0-9a-f]{64})", rest))
+    return pins
+
+
+def _lock_pins() -> dict[str, str]:
+    return {name: version for name, (version, _) in _requirements(LAYER / "requirements.txt").items()}
+
+
+def test_layer_dependencies_are_locked_with_hashes():
+    # Given the layer's top-level intent (requirements.in) and its lock (requirements.txt)
+    intent = _requirements(LAYER / "requirements.in")
+    lock = _requirements(LAYER / "requirements.txt")
+    # Then every package of the tree is pinned to one version with at least one hash, so a
+    # rebuild months later installs the same files or fails
+    assert lock and all(hashes for _, hashes in lock.values()), [n for n, (_, h) in lock.items() if not h]
+    # And every top-level requirement is in the lock at the version asked for, with the
+    # dependencies that bring botocore along (the whole tree, not only the top level)
+    assert {name: version for name, (version, _) in intent.items()} == {name: lock[name][0] for name in intent}
+    assert {"botocore", "s3transfer", "urllib3", "pydantic-core", "aws-xray-sdk"} <= set(lock)
+    # And the layer's build installs exactly that tree: hashes required, no dependency resolved afresh
+    makefile = (LAYER / "Makefile").read_text(encoding="utf-8")
+    assert "--require-hashes" in makefile and "--no-deps" in makefile
 
 
 def python312_available() -> bool:
@@ -36,5 +77,11 @@ def test_sam_build_packages_handler_and_layer(tmp_path):
         assert (layer / module).exists(), module
     # The development-only package stays out of what is deployed
     assert not (layer / "vehicle_ocr_local").exists()
+    # And the layer holds exactly the locked tree, at the locked versions
+    installed = {}
+    for dist_info in layer.glob("*.dist-info"):
+        name, version = dist_info.name[: -len(".dist-info")].rsplit("-", 1)
+        installed[_canonical(name)] = version
+    assert installed == _lock_pins()
     assert (build_dir / "template.yaml").is_file()
     shutil.rmtree(build_dir)
