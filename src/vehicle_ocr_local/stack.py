@@ -88,8 +88,14 @@ def apply_log_level(module: ModuleType, environment: Mapping[str, str]) -> None:
     """Give the function's logger its configured level, as a fresh Lambda process would.
 
     Loggers are process-wide and Powertools does not re-apply the level to one it configured
-    before, so a second function module in this process would inherit whatever was left.
+    before, so a second function module in this process would inherit whatever was left. The
+    AWS SDK's loggers go back to WARNING too, as the layer's bootstrap sets them in a fresh
+    process: a stopped local stack restores the levels it found, and the bootstrap module,
+    imported once per process, would not raise them again.
     """
+    from vehicle_ocr.bootstrap import quiet_sdk_loggers  # the layer: importable once a function is
+
+    quiet_sdk_loggers()
     level = environment.get("POWERTOOLS_LOG_LEVEL") or environment.get("LOG_LEVEL") or "INFO"
     logger = getattr(module, "logger", None)
     if logger is not None:
