@@ -1,8 +1,8 @@
 """A local HTTP server that speaks both upstream protocols, codes included.
 
-``FakeUpstream`` answers like tianapi ``licenseplate/index`` (seeds/000_d2304e3ca4febe02.txt)
-and apizero ``ocr-vehicle-license`` (seeds/004_d75211672f8df966.txt) on 127.0.0.1, so
-tests exercise the real transport over real sockets::
+``FakeUpstream`` answers like tianapi ``licenseplate/index`` and apizero ``ocr-vehicle-license``
+on 127.0.0.1, following each provider's document, so tests exercise the real transport over
+real sockets::
 
     with FakeUpstream(tianapi_key="tk", apizero_key="ak") as up:
         up.set_answer(image, {"color": "yellow", "number": "沪A0762学"})
@@ -10,17 +10,31 @@ tests exercise the real transport over real sockets::
         ... point the recognisers at up.tianapi_url / up.apizero_url ...
         assert up.billed("tianapi") == 1
 
-Protocol checks are those of the documents (key, parameters, base64, 3 MB limit);
-messages come from ``vehicle_ocr.codes``.  Scripted replies (consumed one per request,
-per provider) override everything; then the optional rate limit; then the protocol.
+Protocol checks are those of the documents (key, parameters, base64, 3 MB limit).  Codes and
+messages are the fake's own transcription of the providers' documents (``TIANAPI_CODES``:
+code -> 错误信息; ``APIZERO_CODES``: code -> (status, 说明)), never the project's code table,
+so a wrong project table fails its tests instead of agreeing with itself.  Success messages are
+the documented ones: ``"success"`` (tianapi, code 200) and ``"成功"`` (apizero, code 0).  The
+apizero document gives no HTTP status for its codes: ``APIZERO_ERRORS`` holds plausible ones.
+
+Scripted replies (consumed one per request, per provider) override everything; then the optional
+rate limit; then the protocol.  Besides plain answers a :class:`Reply` injects faults: a success
+whose ``result`` / ``data`` is any JSON value or absent (``ABSENT``), an exact body text
+(``raw_json``, for NaN, 1e400 or 40-digit numbers), a gzip-compressed body (``gzip``), a body
+padded to a size (``pad_to``; with ``gzip`` a 1 GiB answer is a ~1 MB stream the fake never holds
+in memory), a body sent one byte at a time (``drip_s``), a stall (``stall_s``), a closed
+connection (``close``), an HTML body (``garbage``), any HTTP status (``http_status``).
 
 Accounting: ``calls`` holds ``Call(provider, outcome, image_sha256, at)`` per request, where
-``outcome`` is the JSON code as a string (``"200"``, ``"130"``, ``"0"``, ``"4015"``) or
-``"http_<status>"`` for a non-JSON answer, ``"garbage"`` or ``"closed"``, and ``at`` is when
-the request arrived (``time.monotonic()``, the clock the rate limit counts with).  A stalled
-answer is recorded (and billed, like the real service would) even if the client gave up.
-``requests`` holds what the server saw about each request's form (method, content
-type, field names, whether the key was right and in which places) - never the key.
+``outcome`` is the code the body carries, as a string (``"200"``, ``"130"``, ``"0"``, ``"4015"``;
+an integral number or a string of digits counts), else ``"http_<status>"`` for an answer
+without a code, ``"garbage"`` or ``"closed"``; ``at`` is when the request arrived
+(``time.monotonic()``, the clock the rate limit counts with).  Billing follows the documents:
+``billed()`` counts the answers whose body carries the success code (tianapi 200, "成功调用,
+code=>200并产生计费"; apizero 0), whatever the HTTP status, compression, padding or pace, and
+whether or not the client read it: a stalled or dripped success the client gave up on is billed,
+like the real service would.  ``requests`` holds what the server saw about each request's form
+(method, content type, field names, whether the key was right and in which places) - never the key.
 
 Thread-safe: one thread per connection, HTTP/1.1 keep-alive, all state behind one lock.
 """
@@ -30,23 +44,24 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import functools
 import hashlib
 import json
 import re
 import secrets
 import socket
+import struct
 import sys
 import threading
 import time
+import zlib
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlsplit
-
-from vehicle_ocr.codes import lookup
 
 TIANAPI = "tianapi"
 APIZERO = "apizero"
@@ -55,17 +70,47 @@ TIANAPI_PATH = "/licenseplate/index"
 APIZERO_PATH = "/api/ocr-vehicle-license"
 PATHS = {TIANAPI_PATH: TIANAPI, APIZERO_PATH: APIZERO}
 
-SUCCESS_CODE = {TIANAPI: 200, APIZERO: 0}
+SUCCESS_CODE = {TIANAPI: 200, APIZERO: 0}  # the only billed codes, as the documents say
+SUCCESS_MSG = {TIANAPI: "success", APIZERO: "成功"}  # the documents' success examples
+UNDOCUMENTED_MSG = "undocumented code"  # for a scripted code neither document lists (give ``msg``)
 TIANAPI_MAX_IMAGE_BYTES = 3 * 1024 * 1024  # "图片大小不超过3M"
 MAX_REQUEST_BYTES = 32 * 1024 * 1024
 
+# tianapi's document, "返回状态码": 错误状态码 -> 错误信息, exactly as written there.
+# ("错误码1开头的是系统级错误,2开头的是用户级错误,其中200表示请求成功处理并计费。")
+TIANAPI_CODES: dict[int, str] = {
+    100: "内部服务器错误",
+    110: "当前API已下线",
+    120: "API暂时维护中",
+    130: "API调用频率超限",
+    140: "API没有调用权限",
+    150: "API可用次数不足",
+    160: "账号未申请该API",
+    170: "Referer请求来源受限",
+    180: "IP请求来源受限",
+    190: "当前key不可用",
+    230: "key错误或为空",
+    240: "缺少key参数",
+    250: "数据返回为空",
+    260: "参数值不得为空",
+    270: "参数值不符合要求",
+    280: "缺少必要的参数",
+    290: "超过最大输入限制",
+}
+
+# apizero's document, "8. 错误码": code -> (status, 说明), exactly as written there.
+APIZERO_CODES: dict[int, tuple[str, str]] = {
+    4000: ("VALIDATION_ERROR", "缺少必填参数 input_type / input_data,或参数格式不合法"),
+    4015: ("KEY_REQUIRED", "此接口需要 API Key,匿名不可调用"),
+    5020: ("UPSTREAM_ERROR", "上游服务 HTTP 异常,请稍后重试"),
+    5021: ("UPSTREAM_INVALID", "图片无法识别,请确认为行驶证且图片清晰完整"),
+    5030: ("UPSTREAM_MISSING", "行驶证识别服务未开通,请联系管理员"),
+}
+
 # apizero documents code and status name but no HTTP status: what it plausibly sends with each.
+_APIZERO_HTTP_STATUS = {4000: 400, 4015: 401, 5020: 502, 5021: 422, 5030: 503}
 APIZERO_ERRORS: dict[int, tuple[int, str]] = {
-    4000: (400, "VALIDATION_ERROR"),
-    4015: (401, "KEY_REQUIRED"),
-    5020: (502, "UPSTREAM_ERROR"),
-    5021: (422, "UPSTREAM_INVALID"),
-    5030: (503, "UPSTREAM_MISSING"),
+    code: (_APIZERO_HTTP_STATUS[code], status) for code, (status, _) in APIZERO_CODES.items()
 }
 
 DEFAULT_PLATE: dict[str, str] = {"color": "blue", "number": "沪A12345"}
@@ -95,19 +140,61 @@ DEFAULT_VEHICLE_LICENSE: dict[str, str] = {
 
 RESULT_SHAPES = ("object", "list", "wrapped")
 GARBAGE_BODY = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
+JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 _DATA_URI = re.compile(r"^data:[\w/+.-]*;base64,", re.IGNORECASE)
+
+
+class _Marker:
+    def __init__(self, name: str):
+        self._name = name
+
+    def __repr__(self) -> str:
+        return self._name
+
+
+UNSET: Any = _Marker("UNSET")  # Reply.result / Reply.data not given: the normal payload
+ABSENT: Any = _Marker("ABSENT")  # Reply.result / Reply.data = ABSENT: the key is left out of the body
 
 
 @dataclass(frozen=True)
 class Reply:
     """One scripted behaviour.
 
-    - ``Reply(code=130)``: the provider's JSON error (or success, for 200 / 0) with its
-      documented message (or ``msg``); HTTP 200 for tianapi, ``APIZERO_ERRORS`` status for apizero.
-    - ``Reply(http_status=429, body=b"Too Many Requests")``: a raw non-JSON answer.
-    - ``Reply(stall_s=2.0)``: wait, then answer (normally, or as the other fields say).
-    - ``Reply(close=True)``: read the request, close the socket without answering.
-    - ``Reply(garbage=True)``: HTTP 200 (or ``http_status``) with an HTML body.
+    What is sent (the first that applies):
+
+    - ``Reply(close=True)``: read the request, close the socket without answering (not billed).
+    - ``Reply(garbage=True)``: HTTP 200 (or ``http_status``) with an HTML body (not billed).
+    - ``Reply(raw_json='{"code":200,"result":{"number":NaN}}')``: exactly this text as the JSON
+      body, HTTP 200 (or ``http_status``), for what ``json.dumps`` cannot write (NaN, 1e400,
+      40-digit integers, duplicate keys, truncated text).  Billed when its top-level ``code`` is
+      the success code, read leniently: Python's ``json`` (NaN and friends accepted), else a
+      leading ``{"code": <digits>`` of unparsable text; an integral number or digit string counts.
+    - ``Reply(code=130)``: the provider's JSON error with its documented message (or ``msg``);
+      HTTP 200 for tianapi, the ``APIZERO_ERRORS`` status for apizero (or ``http_status``).
+      ``Reply(code=200)`` (tianapi) / ``Reply(code=0)`` (apizero): a billed success, also with any
+      ``http_status`` (``Reply(code=200, http_status=500)`` is billed) and ``msg``.
+    - ``Reply(code=200, result=<any JSON value>)`` (tianapi) / ``Reply(code=0, data=<any JSON
+      value>)`` (apizero): a billed success whose ``result`` / ``data`` is that raw value instead
+      of the plate / licence: ``result="oops"``, ``data=[1, 2]``, ``data=None`` (JSON null),
+      ``data=ABSENT`` (no ``data`` key at all).  Without ``code`` it means the success code; with
+      an error code the value is added to the error body.  Each provider reads only its own field
+      (``result`` for tianapi, ``data`` for apizero).
+    - ``Reply(http_status=429, body=b"Too Many Requests")``: a raw answer with this body
+      (billed if it is JSON carrying the success code, read like ``raw_json``).
+    - none of these: the normal answer (protocol checks, then the stored or default payload).
+
+    How it is sent (combines with any of the above, and with a normal answer):
+
+    - ``stall_s=2.0``: wait before answering (the answer is recorded, and billed, on arrival).
+    - ``pad_to=5_000_000``: the (uncompressed) body is at least this many bytes: a JSON object the
+      fake builds gets a last field ``"padding": "<spaces>"``; a ``raw_json`` / ``body`` / HTML body
+      gets trailing spaces (still valid JSON).  The padding is never built in memory: it is
+      streamed in 1 MiB pieces, so ``pad_to=1 << 30`` is cheap.
+    - ``gzip=True``: the body gzip-compressed, with ``Content-Encoding: gzip`` (and the compressed
+      ``Content-Length``).  With ``pad_to=1 << 30`` it is a valid ~1 MB gzip stream (each 1 MiB of
+      padding is one cached, independently compressed deflate segment; CRC computed, not read).
+    - ``drip_s=0.5``: after the headers, send the body one byte every ``drip_s`` seconds, stopping
+      early when the fake stops or the client hangs up.
     """
 
     code: int | str | None = None
@@ -117,6 +204,24 @@ class Reply:
     stall_s: float = 0.0
     close: bool = False
     garbage: bool = False
+    result: Any = field(default=UNSET, hash=False)
+    data: Any = field(default=UNSET, hash=False)
+    raw_json: str | None = None
+    gzip: bool = False
+    pad_to: int | None = None
+    drip_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.raw_json is not None and self.body is not None:
+            raise ValueError("give raw_json or body, not both")
+        if self.pad_to is not None and self.pad_to < 0:
+            raise ValueError(f"pad_to must be >= 0, got {self.pad_to}")
+        if self.drip_s is not None and not self.drip_s > 0:
+            raise ValueError(f"drip_s must be > 0, got {self.drip_s}")
+        for name in ("result", "data"):
+            value = getattr(self, name)
+            if value is not UNSET and value is not ABSENT:
+                _json(value)  # fail here, not in the server thread, if it is not JSON
 
 
 class Call(NamedTuple):
@@ -153,10 +258,32 @@ class _Parsed:
 class _Answer:
     status: int = 200
     body: bytes = b""
-    content_type: str = "application/json; charset=utf-8"
+    content_type: str = JSON_CONTENT_TYPE
     outcome: str = ""
     stall_s: float = 0.0
     close: bool = False
+    json_object: bool = False  # body is a JSON object the fake built: padding goes in a field
+    pad: int = 0  # spaces inserted at pad_at, streamed, never built
+    pad_at: int | None = None
+    gzip: bool = False
+    drip_s: float | None = None
+
+    def deliver(self, reply: Reply) -> None:
+        """Apply a reply's delivery fields (stall, padding, gzip, drip) that it sets."""
+        if reply.stall_s:
+            self.stall_s = reply.stall_s
+        if reply.gzip:
+            self.gzip = True
+        if reply.drip_s is not None:
+            self.drip_s = reply.drip_s
+        if reply.pad_to is not None and not self.close:
+            if self.pad_at is None:
+                if self.json_object and self.body.endswith(b"}"):
+                    self.body = self.body[:-1] + b',"padding":""}'
+                    self.pad_at = len(self.body) - 2
+                else:
+                    self.pad_at = len(self.body)
+            self.pad = max(0, reply.pad_to - len(self.body))
 
 
 def sha256_hex(data: bytes) -> str:
@@ -175,6 +302,126 @@ def _apizero_http_status(code: int) -> tuple[int, str]:
     if code in APIZERO_ERRORS:
         return APIZERO_ERRORS[code]
     return (400 if 4000 <= code < 5000 else 500 if 5000 <= code < 6000 else 200), "UNKNOWN"
+
+
+_CODE_PREFIX = re.compile(rb'^\s*\{\s*"code"\s*:\s*"?\s*(-?\d{1,18})(?!\d)')
+_DIGITS = re.compile(r"\s*-?\d{1,18}\s*")
+
+
+def _as_code(value: Any) -> int | None:
+    """A body's ``code`` read leniently: an integer, an integral number or a string of digits."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and _DIGITS.fullmatch(value):
+        return int(value)
+    return None
+
+
+def _body_code(body: bytes) -> int | None:
+    """The code a body carries: Python's json (NaN, Infinity, 1e400 accepted), else a leading ``{"code": n``."""
+    try:
+        decoded = json.loads(body)
+    except (ValueError, RecursionError):
+        match = _CODE_PREFIX.match(body)
+        return int(match.group(1)) if match else None
+    return _as_code(decoded.get("code")) if isinstance(decoded, dict) else None
+
+
+def _outcome(body: bytes, status: int) -> str:
+    code = _body_code(body)
+    return f"http_{status}" if code is None else str(code)
+
+
+# --------------------------------------------------------------------------- body streaming
+# A body is head + <pad spaces> + tail; the spaces are streamed in 1 MiB pieces.  Gzipped, each
+# piece is one independently compressed raw-deflate segment ending in a full flush (byte-aligned,
+# not final), so the same cached ~1 KB segment repeats: 1 GiB of padding is ~1 MB on the wire.
+
+_PIECE = 1 << 20
+_SPACES = b" " * _PIECE
+_GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"  # deflate, no name, mtime 0, best, unknown OS
+
+
+def _deflate(data: bytes, *, final: bool) -> bytes:
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    return compressor.compress(data) + compressor.flush(zlib.Z_FINISH if final else zlib.Z_FULL_FLUSH)
+
+
+@functools.cache
+def _deflated_spaces() -> bytes:
+    return _deflate(_SPACES, final=False)
+
+
+def _gf2_times(matrix: list[int], vector: int) -> int:
+    total, row = 0, 0
+    while vector:
+        if vector & 1:
+            total ^= matrix[row]
+        vector >>= 1
+        row += 1
+    return total
+
+
+def _gf2_square(matrix: list[int]) -> list[int]:
+    return [_gf2_times(matrix, row) for row in matrix]
+
+
+def _crc32_combine(crc1: int, crc2: int, len2: int) -> int:
+    """zlib's crc32_combine: the CRC-32 of A+B from crc(A), crc(B) and len(B)."""
+    if len2 <= 0:
+        return crc1
+    odd = [0xEDB88320] + [1 << n for n in range(31)]  # the operator for one zero bit
+    even = _gf2_square(odd)  # two zero bits
+    odd = _gf2_square(even)  # four zero bits
+    while True:
+        even = _gf2_square(odd)
+        if len2 & 1:
+            crc1 = _gf2_times(even, crc1)
+        len2 >>= 1
+        if not len2:
+            break
+        odd = _gf2_square(even)
+        if len2 & 1:
+            crc1 = _gf2_times(odd, crc1)
+        len2 >>= 1
+        if not len2:
+            break
+    return crc1 ^ crc2
+
+
+@functools.lru_cache(maxsize=256)
+def _crc32_spaces(count: int) -> int:
+    if count <= _PIECE:
+        return zlib.crc32(memoryview(_SPACES)[:count])
+    half = count // 2
+    return _crc32_combine(_crc32_spaces(half), _crc32_spaces(count - half), count - half)
+
+
+def _body_pieces(answer: _Answer) -> tuple[list[tuple[bytes, int]], int]:
+    """What to write, as (bytes, times) pairs, and their total length (the Content-Length)."""
+    at = len(answer.body) if answer.pad_at is None else answer.pad_at
+    head, tail, pad = answer.body[:at], answer.body[at:], answer.pad
+    full, rest = divmod(pad, _PIECE)
+    if not answer.gzip:
+        pieces = [(head, 1), (_SPACES, full), (_SPACES[:rest], 1), (tail, 1)]
+    else:
+        crc = _crc32_combine(zlib.crc32(head), _crc32_spaces(pad), pad) if pad else zlib.crc32(head)
+        crc = zlib.crc32(tail, crc)
+        trailer = struct.pack("<II", crc, (len(answer.body) + pad) & 0xFFFFFFFF)
+        pieces = [
+            (_GZIP_HEADER, 1),
+            (_deflate(head, final=False) if head else b"", 1),
+            (_deflated_spaces(), full),
+            (_deflate(_SPACES[:rest], final=False) if rest else b"", 1),
+            (_deflate(tail, final=True), 1),
+            (trailer, 1),
+        ]
+    pieces = [(chunk, times) for chunk, times in pieces if chunk and times]
+    return pieces, sum(len(chunk) * times for chunk, times in pieces)
 
 
 class FakeUpstream:
@@ -272,6 +519,11 @@ class FakeUpstream:
         with self._lock:
             return len(self._scripts[self._check_provider(provider)])
 
+    def clear_script(self, provider: str) -> None:
+        """Drop the scripted behaviours nobody asked for (the fake keeps running, its accounting too)."""
+        with self._lock:
+            self._scripts[self._check_provider(provider)].clear()
+
     def rate_limit(self, provider: str, per_second: float | None) -> None:
         """Beyond ``per_second`` requests in any 1 s window: tianapi code 130, apizero HTTP 429 text."""
         self._check_provider(provider)
@@ -344,8 +596,8 @@ class FakeUpstream:
             answer = self._rate_limited(provider)
         if answer is None:
             answer = self._protocol_answer(provider, parsed, stored)
-            if scripted is not None:  # a stall-only reply: wait, then answer normally
-                answer.stall_s = scripted.stall_s
+        if scripted is not None:  # its stall, padding, gzip and drip (a content-less one: on the normal answer)
+            answer.deliver(scripted)
 
         record = RequestRecord(
             provider=provider,
@@ -474,72 +726,94 @@ class FakeUpstream:
         if parsed.error_code is not None:
             return self._error(provider, parsed.error_code)
         if isinstance(stored, Reply):
-            rendered = self._render_reply(provider, stored, None)
-            if rendered is not None:
-                return rendered
-            stored = None
+            answer = self._render_reply(provider, stored, None) or self._success(provider, None)
+            answer.deliver(stored)
+            return answer
         return self._success(provider, stored)
 
     def _render_reply(self, provider: str, reply: Reply, stored: Any) -> _Answer | None:
-        """The answer a Reply asks for, or None when it only stalls (then answer normally)."""
+        """The answer a Reply asks for (its delivery fields not yet applied), or None to answer normally."""
+        payload = reply.result if provider == TIANAPI else reply.data
         if reply.close:
-            return _Answer(outcome="closed", close=True, stall_s=reply.stall_s)
+            return _Answer(outcome="closed", close=True)
         if reply.garbage:
-            answer = _Answer(reply.http_status or 200, GARBAGE_BODY, "text/html; charset=utf-8", outcome="garbage")
-        elif reply.code is not None:
-            code = int(reply.code)
-            if code == SUCCESS_CODE[provider]:
-                answer = self._success(provider, None if isinstance(stored, Reply) else stored)
-                if reply.http_status is not None:
-                    answer.status = reply.http_status
-            else:
-                answer = self._error(provider, code, reply.msg, reply.http_status)
-        elif reply.http_status is not None or reply.body is not None:
+            return _Answer(reply.http_status or 200, GARBAGE_BODY, "text/html; charset=utf-8", outcome="garbage")
+        if reply.raw_json is not None:
+            status = reply.http_status or 200
+            body = reply.raw_json.encode("utf-8")
+            return _Answer(status, body, JSON_CONTENT_TYPE, outcome=_outcome(body, status))
+        if reply.code is not None or payload is not UNSET:
+            code = SUCCESS_CODE[provider] if reply.code is None else int(reply.code)
+            if code != SUCCESS_CODE[provider]:
+                return self._error(provider, code, reply.msg, reply.http_status, payload)
+            answer = self._success(provider, None if isinstance(stored, Reply) else stored, payload, reply.msg)
+            if reply.http_status is not None:
+                answer.status = reply.http_status
+            return answer
+        if reply.http_status is not None or reply.body is not None:
             status = reply.http_status or 200
             body = reply.body if reply.body is not None else HTTPStatus(status).phrase.encode()
             content_type = "application/json" if body[:1] in (b"{", b"[") else "text/plain; charset=utf-8"
-            try:
-                decoded = json.loads(body)
-            except ValueError:
-                decoded = None
-            code = decoded.get("code") if isinstance(decoded, dict) else None
-            outcome = str(code) if isinstance(code, int) else f"http_{status}"
-            answer = _Answer(status, body, content_type, outcome=outcome)
-        else:
-            return None
-        answer.stall_s = reply.stall_s
-        return answer
+            return _Answer(status, body, content_type, outcome=_outcome(body, status))
+        return None
 
     def _rate_limited(self, provider: str) -> _Answer:
         if provider == TIANAPI:
             return self._error(TIANAPI, 130)
         return _Answer(429, b"Too Many Requests", "text/plain; charset=utf-8", outcome="http_429")
 
-    def _error(self, provider: str, code: int, msg: str | None = None, http_status: int | None = None) -> _Answer:
-        message = msg if msg is not None else lookup(provider, code).message
+    def _error(
+        self,
+        provider: str,
+        code: int,
+        msg: str | None = None,
+        http_status: int | None = None,
+        payload: Any = UNSET,
+    ) -> _Answer:
+        """An error answer with the document's message (or ``msg``), and ``payload`` under result / data if given."""
         if provider == TIANAPI:
-            return _Answer(http_status or 200, _json({"code": code, "msg": message}), outcome=str(code))
+            message = msg if msg is not None else TIANAPI_CODES.get(code, UNDOCUMENTED_MSG)
+            body: dict[str, Any] = {"code": code, "msg": message}
+            if payload is not UNSET and payload is not ABSENT:
+                body["result"] = payload
+            return _Answer(http_status or 200, _json(body), outcome=str(code), json_object=True)
         status, name = _apizero_http_status(code)
-        body = {"code": code, "status": name, "msg": message, "request_id": _request_id()}
-        return _Answer(http_status or status, _json(body), outcome=str(code))
+        message = msg if msg is not None else APIZERO_CODES.get(code, ("", UNDOCUMENTED_MSG))[1]
+        body = {"code": code, "status": name, "msg": message}
+        if payload is not UNSET and payload is not ABSENT:
+            body["data"] = payload
+        body["request_id"] = _request_id()
+        return _Answer(http_status or status, _json(body), outcome=str(code), json_object=True)
 
-    def _success(self, provider: str, stored: Any) -> _Answer:
+    def _success(self, provider: str, stored: Any, payload: Any = UNSET, msg: str | None = None) -> _Answer:
+        """A billed success: the stored (or default) payload, or ``payload`` as given (ABSENT: no key)."""
+        message = SUCCESS_MSG[provider] if msg is None else msg
         if provider == TIANAPI:
-            plates = [dict(DEFAULT_PLATE)] if stored is None else stored
-            plates = [plates] if isinstance(plates, dict) else list(plates)
-            shape = self.result_shape
-            if shape == "object":
-                result: Any = plates[0] if len(plates) == 1 else plates
-            elif shape == "list":
-                result = plates
-            elif shape == "wrapped":
-                result = {"list": plates}
-            else:
-                raise ValueError(f"result_shape must be one of {RESULT_SHAPES}, got {shape!r}")
-            return _Answer(200, _json({"code": 200, "msg": "success", "result": result}), outcome="200")
-        data = dict(DEFAULT_VEHICLE_LICENSE) if stored is None else stored
-        body = {"code": 0, "msg": "成功", "data": data, "request_id": _request_id()}
-        return _Answer(200, _json(body), outcome="0")
+            body: dict[str, Any] = {"code": SUCCESS_CODE[TIANAPI], "msg": message}
+            if payload is UNSET:
+                body["result"] = self._plates_result(stored)
+            elif payload is not ABSENT:
+                body["result"] = payload
+            return _Answer(200, _json(body), outcome=str(SUCCESS_CODE[TIANAPI]), json_object=True)
+        body = {"code": SUCCESS_CODE[APIZERO], "msg": message}
+        if payload is UNSET:
+            body["data"] = dict(DEFAULT_VEHICLE_LICENSE) if stored is None else stored
+        elif payload is not ABSENT:
+            body["data"] = payload
+        body["request_id"] = _request_id()
+        return _Answer(200, _json(body), outcome=str(SUCCESS_CODE[APIZERO]), json_object=True)
+
+    def _plates_result(self, stored: Any) -> Any:
+        plates = [dict(DEFAULT_PLATE)] if stored is None else stored
+        plates = [plates] if isinstance(plates, dict) else list(plates)
+        shape = self.result_shape
+        if shape == "object":
+            return plates[0] if len(plates) == 1 else plates
+        if shape == "list":
+            return plates
+        if shape == "wrapped":
+            return {"list": plates}
+        raise ValueError(f"result_shape must be one of {RESULT_SHAPES}, got {shape!r}")
 
 
 class _Server(ThreadingHTTPServer):
@@ -618,11 +892,38 @@ class _Handler(BaseHTTPRequestHandler):
         if answer.stall_s > 0 and upstream._stopping.wait(answer.stall_s):
             answer.close = True  # the fake is stopping: do not answer after all
         if answer.close:
-            self.close_connection = True
-            with contextlib.suppress(OSError):
-                self.connection.shutdown(socket.SHUT_RDWR)
+            self._hang_up()
             return
-        self._send(answer.status, answer.body, answer.content_type)
+        self._send_answer(answer)
+
+    def _hang_up(self) -> None:
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+    def _send_answer(self, answer: _Answer) -> None:
+        """Headers, then the body streamed piece by piece (or one byte every ``drip_s`` seconds)."""
+        stopping = self.server.upstream._stopping
+        pieces, length = _body_pieces(answer)
+        try:
+            self.send_response(answer.status)
+            self.send_header("Content-Type", answer.content_type)
+            if answer.gzip:
+                self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(length))
+            self.end_headers()
+            for chunk, times in pieces:
+                for _ in range(times):
+                    if not answer.drip_s:
+                        self.wfile.write(chunk)
+                        continue
+                    for offset in range(len(chunk)):
+                        if stopping.wait(answer.drip_s):  # the fake is stopping: leave the rest unsent
+                            self._hang_up()
+                            return
+                        self.wfile.write(chunk[offset : offset + 1])
+        except OSError:  # the client hung up
+            self.close_connection = True
 
     def _send(self, status: int, body: bytes, content_type: str, close: bool = False) -> None:
         try:
