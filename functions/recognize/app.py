@@ -35,6 +35,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     for outcome in outcomes:
         if outcome.status:
             metrics.add_metric(name=f"Recognition{outcome.status.title()}", unit=MetricUnit.Count, value=1)
+    # What the paid APIs cost: every call, and the calls that got no answer but may have been billed.
+    metrics.add_metric(name="UpstreamCalls", unit=MetricUnit.Count, value=sum(o.upstream_calls for o in outcomes))
+    if possibly_billed := sum(o.possibly_billed for o in outcomes):
+        metrics.add_metric(name="UpstreamPossiblyBilledCalls", unit=MetricUnit.Count, value=possibly_billed)
     if parsed.malformed:
         metrics.add_metric(name="MalformedEventRecords", unit=MetricUnit.Count, value=len(parsed.malformed))
     return {

@@ -38,7 +38,8 @@ INJECTED_CODE = {"plate": 130, "vehicle_license": 5020}
 # An image failing transiently every time ends with the code of its last attempt: its own, or an
 # injected fault that happened to hit that attempt (a transport fault or the provider's injected
 # code). Any of them is a correct, retryable outcome.
-TRANSPORT_CODES = {"UPSTREAM_TIMEOUT", "UPSTREAM_UNAVAILABLE", "UPSTREAM_RATE_LIMITED", "UPSTREAM_BAD_RESPONSE"}
+TRANSPORT_CODES = {"UPSTREAM_TIMEOUT", "UPSTREAM_UNAVAILABLE", "UPSTREAM_RATE_LIMITED"}
+POSSIBLY_BILLED_CODES = {"UPSTREAM_TIMEOUT", "UPSTREAM_UNAVAILABLE"}
 BAD_IMAGES = {"IMAGE_EMPTY": 3, "IMAGE_UNSUPPORTED": 3, "IMAGE_CORRUPT": 4}
 PREFIX = {"plate": "plates/fi/", "vehicle_license": "vehicle-licenses/fi/"}
 
@@ -48,7 +49,9 @@ def interleaved_faults(rng: random.Random, count: int, transient_code: int) -> l
     faults = [
         Reply(stall_s=1.0, code=transient_code),  # past the 0.5 s read timeout, then an unbilled code
         Reply(close=True),
-        Reply(garbage=True),
+        # A gateway's error page. (An HTML page with status 200 may have been billed: the hostile-upstream
+        # suite covers it, and it ends the upload at once, so it is no transient fault.)
+        Reply(garbage=True, http_status=502),
         Reply(http_status=429, body=b"Too Many Requests"),
         Reply(http_status=502, body=b"<html>Bad Gateway</html>"),
         Reply(code=transient_code),  # tianapi 130 (too fast), apizero 5020 (upstream error)
@@ -70,6 +73,8 @@ def duplicate_some(event: dict) -> int:
 @pytest.fixture
 def stack(upstream_env, monkeypatch):
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    # Timeouts and dropped connections (possibly billed) are injected among normal answers: allow an image
+    # a few of them, so that the outcome of an image does not depend on how the faults fell.
     env = {**upstream_env, "UPSTREAM_READ_TIMEOUT": "0.5", "UPSTREAM_RETRY_BASE_DELAY": "0.01"}
     config = StackConfig(
         aws_port=free_port(),
@@ -78,7 +83,11 @@ def stack(upstream_env, monkeypatch):
         concurrency=4,
         retry_delays_s=(0.2, 0.4),
         quiet=True,
-        parameters={"TianapiRequestsPerSecond": "1000", "ApizeroRequestsPerSecond": "1000"},
+        parameters={
+            "TianapiRequestsPerSecond": "1000",
+            "ApizeroRequestsPerSecond": "1000",
+            "UpstreamTimeoutRetries": "3",
+        },
         duplicate_deliveries=duplicate_some,
     )
     with LocalStack(config) as running:
@@ -182,6 +191,8 @@ def test_two_hundred_uploads_with_mixed_faults_and_duplicates(stack, fake_upstre
     }
     for message in messages:
         transient = message["key"] in transient_keys
+        if transient and message["error"]["code"] in POSSIBLY_BILLED_CODES:
+            continue  # retryable, or not once the image had its share of calls that may have been billed
         assert message["error"]["retryable"] is transient
 
     # And the upstream billed exactly one call per unique image that succeeded

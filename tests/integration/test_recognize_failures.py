@@ -111,15 +111,15 @@ def test_exhausted_quota_is_not_retried(stack, recognize_app, lambda_context, fa
 @pytest.mark.parametrize(
     ("reply", "code"),
     [
-        (Reply(stall_s=3.0), "UPSTREAM_TIMEOUT"),
-        (Reply(close=True), "UPSTREAM_UNAVAILABLE"),
-        (Reply(garbage=True), "UPSTREAM_BAD_RESPONSE"),
         (Reply(http_status=429, body=b"Too Many Requests"), "UPSTREAM_RATE_LIMITED"),
         (Reply(http_status=502, body=b"<html>Bad Gateway</html>"), "UPSTREAM_UNAVAILABLE"),
+        (Reply(garbage=True, http_status=503), "UPSTREAM_UNAVAILABLE"),
     ],
 )
-def test_transport_failure_ends_failed_retryable(reply, code, stack, recognize_app, lambda_context, fake_upstream):
-    # Given every call to tianapi fails in transport
+def test_unbilled_transport_failure_ends_failed_retryable(
+    reply, code, stack, recognize_app, lambda_context, fake_upstream
+):
+    # Given every call to tianapi is refused without a code (nothing billed)
     fake_upstream.script("tianapi", [reply] * 9)
 
     # When a plate image is delivered, and Lambda retries the failing invocation
@@ -133,7 +133,37 @@ def test_transport_failure_ends_failed_retryable(reply, code, stack, recognize_a
     assert record["error"]["source"] == "pipeline"
     assert record["error"]["provider"] == "tianapi"
     assert record["error"]["retryable"] is True
-    assert message["body"]["attempts"] == 9
+    assert message["body"]["attempts"] == record["upstream_attempts"] == 9
+    assert record["possibly_billed"] == 0
+    assert fake_upstream.billed() == 0
+
+
+@pytest.mark.parametrize(
+    ("reply", "code", "billed"),
+    [
+        (Reply(stall_s=3.0), "UPSTREAM_TIMEOUT", 2),  # the answer came, late: the provider billed it
+        (Reply(close=True), "UPSTREAM_UNAVAILABLE", 0),
+    ],
+)
+def test_possibly_billed_failure_is_retried_once_then_ends_failed(
+    reply, code, billed, stack, recognize_app, lambda_context, fake_upstream
+):
+    # Given every call to tianapi reaches it but gets no answer in time (it may have been billed)
+    fake_upstream.script("tianapi", [reply] * 9)
+
+    # When a plate image is delivered, with Lambda's retries
+    invocations = run(stack, recognize_app, lambda_context, "s3-put-plate.json")
+
+    # Then one retry (UPSTREAM_TIMEOUT_RETRIES=1), no more, and the record says what it may have cost
+    assert invocations == 1
+    record, message = only_failure(stack)
+    assert record["error"]["code"] == code
+    assert record["error"]["retryable"] is False
+    assert "may have been billed" in record["error"]["message"]
+    assert (record["upstream_attempts"], record["possibly_billed"]) == (2, 2)
+    assert message["body"]["attempts"] == 2
+    assert len(fake_upstream.calls) == 2
+    assert fake_upstream.billed() == billed
 
 
 def test_transient_failure_recovers_on_lambdas_retry(stack, recognize_app, lambda_context, fake_upstream):

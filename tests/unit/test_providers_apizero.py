@@ -221,13 +221,14 @@ def test_rate_limit_answers_plain_429_and_is_rate_limited(fake_upstream, upstrea
 def test_success_code_without_data_is_a_bad_response(fake_upstream, upstream_session):
     """Given apizero answers code 0 without a data object,
     when an image is recognised,
-    then UPSTREAM_BAD_RESPONSE is raised instead of an empty result."""
+    then the billed answer comes back marked unusable (never an empty result, never a retry)."""
     fake_upstream.script("apizero", [Reply(body='{"code":0,"msg":"成功","data":null}'.encode())])
 
-    with pytest.raises(PipelineError) as caught:
-        make(fake_upstream, upstream_session).recognize(IMAGE)
+    answer = make(fake_upstream, upstream_session).recognize(IMAGE)
 
-    assert (caught.value.provider, caught.value.code) == ("apizero", "UPSTREAM_BAD_RESPONSE")
+    assert answer.unusable == "success code with no data object"
+    assert answer.payload["body"]["code"] == 0
+    assert fake_upstream.billed("apizero") == 1
 
 
 @pytest.mark.parametrize(
@@ -253,17 +254,16 @@ def test_http_errors_without_a_code_are_mapped_by_status(fake_upstream, upstream
     assert f"HTTP {status}" in caught.value.message
 
 
-def test_garbage_200_is_a_bad_response(fake_upstream, upstream_session):
+def test_garbage_200_is_kept_as_an_unusable_answer(fake_upstream, upstream_session):
     """Given apizero answers HTTP 200 with HTML,
     when an image is recognised,
-    then UPSTREAM_BAD_RESPONSE is raised, chained to the JSON error."""
+    then it comes back marked unusable with the start of the page for the operator."""
     fake_upstream.script("apizero", [Reply(garbage=True)])
 
-    with pytest.raises(PipelineError) as caught:
-        make(fake_upstream, upstream_session).recognize(IMAGE)
+    answer = make(fake_upstream, upstream_session).recognize(IMAGE)
 
-    assert caught.value.code == "UPSTREAM_BAD_RESPONSE"
-    assert isinstance(caught.value.__cause__, ValueError)
+    assert "not a JSON object" in answer.unusable
+    assert answer.payload["body"].startswith("<html>")
 
 
 def test_stall_beyond_read_timeout_is_a_timeout_and_is_not_repeated(fake_upstream, upstream_session):
@@ -314,10 +314,13 @@ def test_nothing_listening_is_unavailable(fake_upstream, upstream_session, refus
 
 
 def test_messages_never_contain_the_key(fake_upstream, upstream_session):
-    """Given several failures (wrong key echoed nowhere, 5xx, garbage),
+    """Given several failures (5xx, an error code, an undocumented code whose message echoes the key),
     when images are recognised,
     then no error message or string form contains the key."""
-    fake_upstream.script("apizero", [Reply(http_status=503), Reply(garbage=True), Reply(code=5021)])
+    fake_upstream.script(
+        "apizero",
+        [Reply(http_status=503), Reply(code=5021), Reply(code=4999, msg=f"bad key {APIZERO_TEST_KEY}")],
+    )
     recognizer = make(fake_upstream, upstream_session)
     for _ in range(3):
         with pytest.raises((PipelineError, UpstreamError)) as caught:

@@ -16,6 +16,7 @@ from tests.fakes.upstream import DEFAULT_PLATE, TIANAPI_MAX_IMAGE_BYTES, FakeUps
 from vehicle_ocr.codes import Action, CodeInfo, documented, lookup
 from vehicle_ocr.errors import PipelineError, UpstreamError
 from vehicle_ocr.providers.base import ProviderAnswer
+from vehicle_ocr.providers.http import UnusableAnswer
 from vehicle_ocr.providers.tianapi import TianapiPlateRecognizer, flatten_result, form_body
 
 # Bytes whose base64 holds "+" and "/", which must be percent-encoded in a form body.
@@ -93,10 +94,10 @@ def test_flatten_result_accepts_any_documented_shape(result, expected):
 def test_flatten_result_rejects_unknown_shapes(result):
     """Given a result that is neither a plate, a list of plates nor an object holding one,
     when it is flattened,
-    then UPSTREAM_BAD_RESPONSE is raised."""
-    with pytest.raises(PipelineError) as caught:
+    then it is reported as an unusable answer, saying what the result was."""
+    with pytest.raises(UnusableAnswer) as caught:
         flatten_result(result)
-    assert caught.value.code == "UPSTREAM_BAD_RESPONSE"
+    assert "result" in str(caught.value)
 
 
 def test_request_is_form_encoded_key_and_base64_image(fake_upstream, upstream_session):
@@ -304,19 +305,19 @@ def test_http_errors_without_a_code_are_mapped_by_status(fake_upstream, upstream
 @pytest.mark.parametrize(
     "reply", [Reply(garbage=True), Reply(body=b"[1, 2]"), Reply(body=b'{"msg":"success"}')], ids=str
 )
-def test_success_status_without_usable_json_is_a_bad_response(fake_upstream, upstream_session, reply):
+def test_success_status_without_usable_json_is_kept_as_an_unusable_answer(fake_upstream, upstream_session, reply):
     """Given tianapi answers HTTP 200 with HTML, a JSON array or JSON without a code,
     when an image is recognised,
-    then UPSTREAM_BAD_RESPONSE (retryable) is raised, chained to its cause when JSON failed."""
+    then no exception: the answer may have been billed, so it comes back marked unusable
+    (to be stored and never paid for again), with a bounded excerpt for the operator."""
     fake_upstream.script("tianapi", [reply])
 
-    with pytest.raises(PipelineError) as caught:
-        make(fake_upstream, upstream_session).recognize(IMAGE)
+    answer = make(fake_upstream, upstream_session).recognize(IMAGE)
 
-    assert caught.value.code == "UPSTREAM_BAD_RESPONSE"
-    assert caught.value.retryable is True
-    if reply.garbage:
-        assert isinstance(caught.value.__cause__, ValueError)
+    assert answer.provider == "tianapi"
+    assert answer.unusable and "HTTP 200" in answer.unusable
+    assert answer.payload["http_status"] == 200
+    assert len(fake_upstream.calls) == 1
 
 
 def test_stall_beyond_read_timeout_is_a_timeout_and_is_not_repeated(fake_upstream, upstream_session):

@@ -9,8 +9,10 @@ recording or publishing, so:
   another key get the stored answer, and the record says it was reused;
 * two concurrent calls for the same image: the second waits for the first's answer
   instead of paying again (Powertools' in-progress state, expiring with the invocation);
-* a failed call stores nothing (Powertools deletes the in-progress item), so a later
-  attempt may pay, once it can succeed.
+* an answer the provider billed but we cannot use is stored like any other (marked
+  ``unusable``): the upload ends FAILED and the image is not paid for again;
+* a failed call (an error code, a timeout) stores nothing (Powertools deletes the
+  in-progress item), so a later attempt may call again, within the pipeline's retry rules.
 """
 
 from __future__ import annotations
@@ -74,10 +76,8 @@ class PaidAnswers:
         scope = f"sha256:{sha256}" if self.by_content else f"record:{record_id}"
         return f"{kind}#{provider}#{scope}"
 
-    def get(
-        self, key: str, call: Callable[[], tuple[ProviderAnswer, int]], *, remaining_s: Callable[[], float]
-    ) -> tuple[PaidAnswer, int]:
-        """The stored answer for ``key``, or the answer of ``call()`` (upstream calls made) stored under it."""
+    def get(self, key: str, call: Callable[[], ProviderAnswer], *, remaining_s: Callable[[], float]) -> PaidAnswer:
+        """The stored answer for ``key``, or the answer of ``call()`` stored under it."""
         while True:
             try:
                 result = self._call_once(request={"key": key}, call=call)
@@ -87,20 +87,23 @@ class PaidAnswers:
                 time.sleep(_POLL_S)
                 continue
             answer = ProviderAnswer(
-                provider=result["provider"], payload=result["payload"], request_id=result.get("request_id")
+                provider=result["provider"],
+                payload=result["payload"],
+                request_id=result.get("request_id"),
+                unusable=result.get("unusable"),
             )
-            reused = bool(result.get("reused"))
-            return PaidAnswer(answer, reused, result["answered_at"]), 0 if reused else result["calls"]
+            return PaidAnswer(answer, bool(result.get("reused")), result["answered_at"])
 
 
-def _paid_call(*, request: dict[str, Any], call: Callable[[], tuple[ProviderAnswer, int]]) -> dict[str, Any]:
-    answer, calls = call()
+def _paid_call(*, request: dict[str, Any], call: Callable[[], ProviderAnswer]) -> dict[str, Any]:
+    # An unusable answer is stored too: it was billed, and asking again would be billed again.
+    answer = call()
     return {
         "provider": answer.provider,
         "payload": answer.payload,
         "request_id": answer.request_id,
+        "unusable": answer.unusable,
         "answered_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "calls": calls,
     }
 
 

@@ -89,6 +89,20 @@ class Record(_Strict):
     reused: bool | None = Field(
         default=None, description="SUCCEEDED only: the answer was reused from identical image bytes, not paid again"
     )
+    upstream_attempts: int | None = Field(
+        default=None, description="Requests sent to the provider for this upload, over every attempt (0: reused)"
+    )
+    possibly_billed: int | None = Field(
+        default=None,
+        description="Of those, requests that got no answer (timeout, dropped connection) and may have been billed",
+    )
+    truncated: dict[str, int] | None = Field(
+        default=None, description='What was cut from the answer and how many there were, e.g. {"plates": 150}'
+    )
+    raw_answer: Any = Field(
+        default=None,
+        description="FAILED with UPSTREAM_BAD_RESPONSE only: the unusable answer, capped, for the operator",
+    )
 
 
 class RecordPage(_Strict):

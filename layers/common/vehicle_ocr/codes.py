@@ -1,6 +1,7 @@
 """Every outcome code the pipeline can report, in one table.
 
-Upstream codes come from the providers' own documentation (``shared/seeds``); pipeline
+Upstream codes come from the providers' own documents (transcribed by the fake upstream in
+``tests/fakes/upstream.py``, which a test compares with this table); pipeline
 codes are ours, upper-case words.  Classification (retryable or not, what the operator
 must do) is looked up here and nowhere else, so a new code is one new row.
 """
@@ -81,6 +82,7 @@ CODES: dict[tuple[str, str], CodeInfo] = {
         [
             ("MALFORMED_EVENT", "the S3 event record lacks a bucket or object key", False, Action.NONE),
             ("UNROUTABLE", "object key matches no configured prefix", False, Action.NONE),
+            ("UNEXPECTED_BUCKET", "the event names a bucket this deployment does not read", False, Action.NONE),
             ("OBJECT_NOT_FOUND", "object was deleted or replaced before it could be read", False, Action.NONE),
             ("IMAGE_EMPTY", "object is empty", False, Action.BAD_IMAGE),
             ("IMAGE_UNSUPPORTED", "object is not a JPEG, PNG, BMP, WebP, GIF or TIFF image", False, Action.BAD_IMAGE),
@@ -101,11 +103,12 @@ CODES: dict[tuple[str, str], CodeInfo] = {
                 Action.WAIT,
             ),
             ("UPSTREAM_RATE_LIMITED", "upstream refused the request as too frequent (HTTP 429)", True, Action.WAIT),
+            # Not retryable: such an answer was (or may have been) billed, and asking again would pay again.
             (
                 "UPSTREAM_BAD_RESPONSE",
-                "upstream answered with something that is not its documented JSON",
-                True,
-                Action.WAIT,
+                "upstream answered, and may have billed, something that is not its documented answer",
+                False,
+                Action.CONTACT_PROVIDER,
             ),
             (
                 "UPSTREAM_HTTP_ERROR",
@@ -131,6 +134,10 @@ def lookup(provider: str, code: str | int) -> CodeInfo:
     if info is not None:
         return info
     return CodeInfo(provider, str(code), "undocumented upstream code", False, Action.CONTACT_PROVIDER)
+
+
+def is_documented(provider: str, code: str | int) -> bool:
+    return (provider, str(code)) in CODES
 
 
 def documented(provider: str) -> list[CodeInfo]:

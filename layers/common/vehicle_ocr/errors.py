@@ -20,6 +20,9 @@ class RecognitionError(Exception):
         self.retryable = info.retryable if retryable is None else retryable
         self.action: Action = info.action
         self.attempts = 1  # upstream calls made before giving up; the pipeline updates it
+        # The request reached the upstream but no answer came back (timeout, dropped connection):
+        # the provider may have billed it.  Such calls are retried at most UPSTREAM_TIMEOUT_RETRIES times.
+        self.possibly_billed = False
         super().__init__(f"{provider} {self.code}: {self.message}")
 
     @staticmethod

@@ -15,6 +15,7 @@ from botocore.exceptions import ClientError
 
 from vehicle_ocr import shapes
 from vehicle_ocr.answers import AnswerInProgress, PaidAnswer, PaidAnswers
+from vehicle_ocr.bounded import within_budget
 from vehicle_ocr.errors import PipelineError, RecognitionError
 from vehicle_ocr.images import check_image, check_size, prepare_for_upstream
 from vehicle_ocr.normalize.plates import normalize_plate
@@ -25,7 +26,7 @@ from vehicle_ocr.publishing import Publisher
 from vehicle_ocr.routing import route
 from vehicle_ocr.s3_events import ParsedEvent
 from vehicle_ocr.settings import Settings
-from vehicle_ocr.storage import ResultsStore
+from vehicle_ocr.storage import AttemptHistory, ResultsStore
 
 logger = Logger(child=True)
 
@@ -33,6 +34,10 @@ logger = Logger(child=True)
 _OBJECT_GONE = {"NoSuchKey", "NoSuchVersion", "PreconditionFailed", "412", "404"}
 # Leave this much of the invocation for recording and publishing after the last upstream call.
 _RESERVE_S = 5.0
+# More plates than this in one image is not a real scene: the record keeps the first ones and says so.
+MAX_PLATES_PER_RECORD = 20
+# What a FAILED record keeps of an unusable answer, and a vehicle licence of its raw answer.
+RAW_BUDGET_BYTES = 32_768
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,25 @@ class Outcome:
     kind: str | None = None
     provider: str | None = None
     error_code: str | None = None
+    upstream_calls: int = 0  # made by this invocation
+    possibly_billed: int = 0  # of those, calls that got no answer and may have been billed
+
+
+@dataclass
+class CallLog:
+    """Upstream calls for one upload: what earlier invocations made, and this one."""
+
+    history: AttemptHistory
+    calls: int = 0
+    possibly_billed: int = 0
+
+    @property
+    def total_calls(self) -> int:
+        return self.history.calls + self.calls
+
+    @property
+    def total_possibly_billed(self) -> int:
+        return self.history.possibly_billed + self.possibly_billed
 
 
 class TransientFailure(RuntimeError):
@@ -142,20 +166,27 @@ class Pipeline:
         """
         if obj.is_folder_marker:
             return Outcome(obj.record_id, obj.key, None, "folder marker")
+        if self.settings.images_bucket and obj.bucket != self.settings.images_bucket:
+            # Only the stack's own bucket may make us read and pay; another bucket's event is reported, not run.
+            self._publisher.report_failure(shapes.unexpected_bucket_message(obj, failed_at=self._clock()))
+            return Outcome(obj.record_id, obj.key, None, "unexpected bucket", error_code="UNEXPECTED_BUCKET")
 
-        stored = self._store.load(obj.record_id)
+        stored, history = self._store.load_with_history(obj.record_id)
         replacing = False
         if stored is not None:
             if redrive and stored.record["status"] == shapes.FAILED and stored.notified:
                 replacing = True  # `vehicle-ocr redrive`: run the FAILED upload again
                 self._store.reset_transient_failures(obj.record_id)
+                history = AttemptHistory()
             else:
                 # A duplicate delivery or a retry after a crash: never call the upstream again.
                 if not stored.notified:
+                    self._store.put_sightings(stored)  # a crash may have left some unwritten
                     self._announce(stored.record, stored.attempts)
                 return Outcome(obj.record_id, obj.key, stored.record["status"], "duplicate", stored.record["kind"])
 
-        record, attempts = self._recognize(obj, remaining_s or (lambda: float("inf")))
+        log = CallLog(history)
+        record, attempts = self._recognize(obj, log, remaining_s or (lambda: float("inf")))
         created = self._store.create(
             record,
             attempts=attempts,
@@ -176,13 +207,16 @@ class Pipeline:
             record["kind"],
             record["provider"],
             error.get("code"),
+            upstream_calls=log.calls,
+            possibly_billed=log.possibly_billed,
         )
 
-    def _recognize(self, obj: shapes.UploadedObject, remaining_s: Callable[[], float]) -> tuple[dict[str, Any], int]:
+    def _recognize(
+        self, obj: shapes.UploadedObject, log: CallLog, remaining_s: Callable[[], float]
+    ) -> tuple[dict[str, Any], int]:
         kind: str | None = None
         provider: str | None = None
         source = shapes.source_of(obj)
-        attempts = 1
         try:
             kind = route(obj.key, self.settings)
             recognizer = self._recognizers[kind]
@@ -194,12 +228,14 @@ class Pipeline:
             prepared = prepare_for_upstream(image, limit_bytes=self.settings.upstream_max_image_bytes)
             if prepared.changes:
                 logger.info("image prepared for upstream", extra={"changes": list(prepared.changes)})
-            paid, attempts = self._paid_answer(kind, recognizer, obj, source["sha256"], prepared.data, remaining_s)
-            result = normalize_answer(kind, paid.answer)
+            paid = self._paid_answer(kind, recognizer, obj, source["sha256"], prepared.data, log, remaining_s)
+            if paid.answer.unusable is not None:
+                raise UnusableAnswerError(paid.answer)
+            result, truncated = normalize_answer(kind, paid.answer)
         except RecognitionError as error:
-            attempts = error.attempts
+            calls, possibly_billed = log.total_calls, log.total_possibly_billed
             if error.retryable:
-                attempts = self._count_transient_failure(obj, error)
+                calls, possibly_billed = self._count_transient_failure(obj, error, log)
             logger.info(
                 "recognition failed",
                 extra={"error_code": error.code, "error_source": error.source, "retryable": error.retryable},
@@ -207,7 +243,10 @@ class Pipeline:
             record = shapes.failed_record(
                 obj, kind=kind, provider=provider, created_at=self._clock(), source=source, error=error
             )
-            return record, attempts
+            if isinstance(error, UnusableAnswerError):
+                record["raw_answer"] = within_budget(error.answer.payload, RAW_BUDGET_BYTES)
+            record.update(upstream_attempts=calls, possibly_billed=possibly_billed)
+            return record, max(calls, 1)
         record = shapes.succeeded_record(
             obj,
             kind=kind,
@@ -217,7 +256,10 @@ class Pipeline:
             result=result,
             reused=paid.reused,
         )
-        return record, max(attempts, 1)
+        if truncated:
+            record["truncated"] = truncated
+        record.update(upstream_attempts=log.total_calls, possibly_billed=log.total_possibly_billed)
+        return record, max(log.total_calls, 1)
 
     def _paid_answer(
         self,
@@ -226,27 +268,32 @@ class Pipeline:
         obj: shapes.UploadedObject,
         sha256: str,
         image: bytes,
+        log: CallLog,
         remaining_s: Callable[[], float],
-    ) -> tuple[PaidAnswer, int]:
+    ) -> PaidAnswer:
         """The answer for this image: stored if it was paid for before, else paid for now (and stored)."""
         if self._answers is None:
-            answer, calls = self._call(recognizer, image, remaining_s)
-            return PaidAnswer(answer, False, shapes.iso_seconds(self._clock())), calls
+            answer = self._call(recognizer, image, log, remaining_s)
+            return PaidAnswer(answer, False, shapes.iso_seconds(self._clock()))
         key = self._answers.key(kind=kind, provider=recognizer.name, sha256=sha256, record_id=obj.record_id)
-        return self._answers.get(key, lambda: self._call(recognizer, image, remaining_s), remaining_s=remaining_s)
+        return self._answers.get(key, lambda: self._call(recognizer, image, log, remaining_s), remaining_s=remaining_s)
 
-    def _count_transient_failure(self, obj: shapes.UploadedObject, error: RecognitionError) -> int:
+    def _count_transient_failure(
+        self, obj: shapes.UploadedObject, error: RecognitionError, log: CallLog
+    ) -> tuple[int, int]:
         """Hand a transient failure back to Lambda unless this was its last asynchronous attempt.
 
-        Returns the upstream calls made over all attempts, for the FAILED record's message.
+        Returns the upstream calls, and those possibly billed, over all attempts, for the FAILED record.
         """
-        invocations, calls = self._store.count_transient_failure(obj.record_id, calls=error.attempts, at=self._clock())
-        if invocations < self.settings.async_attempts:
+        totals = self._store.count_transient_failure(
+            obj.record_id, calls=log.calls, possibly_billed=log.possibly_billed, at=self._clock()
+        )
+        if totals.invocations < self.settings.async_attempts:
             raise TransientFailure(
-                f"{error.provider} {error.code} after {error.attempts} calls; "
-                f"Lambda attempt {invocations} of {self.settings.async_attempts}"
+                f"{error.provider} {error.code} after {log.calls} calls; "
+                f"Lambda attempt {totals.invocations} of {self.settings.async_attempts}"
             ) from error
-        return calls
+        return totals.calls, totals.possibly_billed
 
     def _download(self, obj: shapes.UploadedObject) -> bytes:
         request: dict[str, Any] = {"Bucket": obj.bucket, "Key": obj.key}
@@ -267,26 +314,32 @@ class Pipeline:
             return body.read(self.settings.max_image_bytes + 1)
 
     def _call(
-        self, recognizer: Recognizer, image: bytes, remaining_s: Callable[[], float]
-    ) -> tuple[ProviderAnswer, int]:
+        self, recognizer: Recognizer, image: bytes, log: CallLog, remaining_s: Callable[[], float]
+    ) -> ProviderAnswer:
         """Call the upstream, retrying transient failures with full-jitter exponential backoff.
 
-        Only while the invocation has time left for another call plus recording the outcome.
+        Only while the invocation has time left for another call plus recording the outcome,
+        and a call that may have been billed (no answer after the request went out) only
+        ``timeout_retries`` times over the whole upload.
         """
-        attempt = 0
         pacer = self._pacers.get(recognizer.name)
+        attempt = 0
         while True:
             attempt += 1
             if pacer is not None:
                 pacer.wait()
+            log.calls += 1
             try:
-                return recognizer.recognize(image), attempt
+                return recognizer.recognize(image)
             except RecognitionError as error:
-                error.attempts = attempt
+                if error.possibly_billed:
+                    log.possibly_billed += 1
+                    if log.total_possibly_billed > self.settings.timeout_retries:
+                        _stop_retrying(error, self.settings.timeout_retries)
                 if not error.retryable or attempt >= self.settings.max_attempts:
                     raise
                 delay = random.uniform(0, self.settings.retry_base_delay_s * 2 ** (attempt - 1))  # noqa: S311
-                needed = delay + self.settings.connect_timeout_s + self.settings.read_timeout_s + _RESERVE_S
+                needed = delay + self.settings.call_deadline_s + _RESERVE_S
                 if remaining_s() < needed:
                     raise
                 logger.info("retrying upstream", extra={"error_code": error.code, "attempt": attempt})
@@ -300,13 +353,34 @@ class Pipeline:
         self._store.mark_notified(record["id"], self._clock())
 
 
-def normalize_answer(kind: str, answer: ProviderAnswer) -> list[dict[str, Any]] | dict[str, Any]:
+class UnusableAnswerError(PipelineError):
+    """The provider billed an answer that holds nothing we can use: FAILED, and never asked again."""
+
+    def __init__(self, answer: ProviderAnswer):
+        super().__init__(
+            answer.provider,
+            "UPSTREAM_BAD_RESPONSE",
+            f"{answer.unusable}; the answer was kept and will not be paid for again",
+        )
+        self.answer = answer
+
+
+def _stop_retrying(error: RecognitionError, timeout_retries: int) -> None:
+    """The upload has had its share of calls that may have been billed: it ends FAILED now."""
+    error.retryable = False
+    error.message = f"{error.message}; not tried again: each try may have been billed ({timeout_retries} retry allowed)"
+
+
+def normalize_answer(kind: str, answer: ProviderAnswer) -> tuple[list[dict[str, Any]] | dict[str, Any], dict | None]:
+    """The record's result for an answer, and what was cut from it (None when nothing was)."""
     if kind == shapes.PLATE:
         plates = [normalize_plate(raw) for raw in answer.payload]
         plates = [plate for plate in plates if plate["number"]]
         if not plates:
             raise PipelineError(answer.provider, "NO_PLATE_FOUND")
-        return plates
+        if len(plates) > MAX_PLATES_PER_RECORD:
+            return plates[:MAX_PLATES_PER_RECORD], {"plates": len(plates)}
+        return plates, None
     licence = normalize_vehicle_license(answer.payload)
-    licence["raw"] = dict(answer.payload)
-    return licence
+    licence["raw"] = within_budget(answer.payload, RAW_BUDGET_BYTES)
+    return licence, None

@@ -37,6 +37,14 @@ class Settings:
     # Transient upstream failures are retried inside the invocation, with exponential backoff.
     max_attempts: int = 3
     retry_base_delay_s: float = 0.5
+    # A call that reached the upstream and got no answer (timeout, dropped connection) may have been
+    # billed: it is tried again at most this many times per upload, across Lambda's retries too.
+    timeout_retries: int = 1
+    # One call, connect to last byte, and the largest answer read (compressed or decompressed).
+    call_deadline_s: float = 30.0
+    max_answer_bytes: int = 4 * 1024 * 1024
+    # Events from any other bucket are refused (None: not checked, e.g. tests that drive the pipeline directly).
+    images_bucket: str | None = None
     # ...then by Lambda: an upload still failing transiently on its last asynchronous attempt ends FAILED.
     async_attempts: int = 3
     # Paid answers, stored by Powertools idempotency before anything else happens (None: not stored).
@@ -82,6 +90,14 @@ class Settings:
                 raise ConfigurationError(f"environment variable {name} must be positive, got {raw!r}")
             return value
 
+        def count(name: str, default: int) -> int:
+            raw = optional(name)
+            if raw is None:
+                return default
+            if not raw.isdigit():
+                raise ConfigurationError(f"environment variable {name} must be a whole number >= 0, got {raw!r}")
+            return int(raw)
+
         def flag(name: str, default: bool) -> bool:
             raw = optional(name)
             if raw is None:
@@ -119,6 +135,10 @@ class Settings:
             read_timeout_s=number("UPSTREAM_READ_TIMEOUT", 20.0),
             max_attempts=int(number("UPSTREAM_MAX_ATTEMPTS", 3, int)),
             retry_base_delay_s=number("UPSTREAM_RETRY_BASE_DELAY", 0.5),
+            timeout_retries=int(count("UPSTREAM_TIMEOUT_RETRIES", 1)),
+            call_deadline_s=number("UPSTREAM_CALL_DEADLINE", 30.0),
+            max_answer_bytes=int(number("UPSTREAM_MAX_ANSWER_BYTES", 4 * 1024 * 1024, int)),
+            images_bucket=optional("IMAGES_BUCKET"),
             async_attempts=int(number("ASYNC_MAX_ATTEMPTS", 3, int)),
             idempotency_table=optional("IDEMPOTENCY_TABLE"),
             content_dedupe=flag("CONTENT_DEDUPE", True),

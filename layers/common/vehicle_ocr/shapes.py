@@ -162,6 +162,22 @@ def malformed_event_message(record: Any, reason: str, *, failed_at: datetime) ->
     }
 
 
+def unexpected_bucket_message(obj: UploadedObject, *, failed_at: datetime) -> dict[str, Any]:
+    """A failure message for an object in a bucket this deployment does not read (no record is written)."""
+    return {
+        "schema_version": FAILURE_SCHEMA_VERSION,
+        "id": obj.record_id,
+        "kind": None,
+        "bucket": obj.bucket,
+        "key": obj.key,
+        "version_id": obj.version_id,
+        "etag": (obj.etag or "").strip('"') or None,
+        "error": PipelineError("pipeline", "UNEXPECTED_BUCKET").as_error(),
+        "attempts": 1,
+        "failed_at": iso_seconds(failed_at),
+    }
+
+
 def failure_message_attributes(message: dict[str, Any]) -> dict[str, dict[str, str]]:
     """SQS message attributes so consumers can filter without parsing the body."""
     return {

@@ -21,6 +21,7 @@ publishes again (an outbox on the record itself).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -28,6 +29,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
+from vehicle_ocr.bounded import TRUNCATED, fits_dynamodb_number
 from vehicle_ocr.shapes import VEHICLE_LICENSE, plate_numbers_named
 
 RECORD_SK = "RECORD"
@@ -49,6 +51,12 @@ SEQUENCER_WIDTH = 32
 # Bookkeeping items expire on their own (the table's TTL attribute).
 BOOKKEEPING_TTL_S = 14 * 24 * 3600
 
+# Values that become index keys (plate numbers, VINs): real ones are 7-17 characters; a longer
+# reading is kept in the record but never becomes a key (DynamoDB caps key sizes).
+MAX_KEY_CHARS = 32
+# One TransactWriteItems holds at most 100 items: the record and the first sightings go together.
+TRANSACTION_ITEMS = 100
+
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
@@ -62,6 +70,23 @@ class ResultsStore:
         response = self._client.get_item(TableName=self.table_name, Key=_key(record_id, RECORD_SK), ConsistentRead=True)
         item = response.get("Item")
         return StoredRecord.from_item(from_dynamo(item)) if item else None
+
+    def load_with_history(self, record_id: str) -> tuple[StoredRecord | None, AttemptHistory]:
+        """The record, if any, and what earlier invocations spent on it: one consistent query."""
+        response = self._client.query(
+            TableName=self.table_name,
+            KeyConditionExpression="pk = :id",
+            ExpressionAttributeValues={":id": {"S": record_id}},
+            ConsistentRead=True,
+        )
+        stored, history = None, AttemptHistory()
+        for raw in response.get("Items", []):
+            item = from_dynamo(raw)
+            if item["sk"] == RECORD_SK:
+                stored = StoredRecord.from_item(item)
+            elif item["sk"] == TRANSIENT_SK:
+                history = AttemptHistory.from_item(item)
+        return stored, history
 
     def create(
         self,
@@ -85,55 +110,74 @@ class ResultsStore:
                 "ExpressionAttributeNames": {"#status": "status"},
                 "ExpressionAttributeValues": {":failed": {"S": "FAILED"}},
             }
-        writes: list[dict[str, Any]] = [
-            {
-                "Put": {
-                    "TableName": self.table_name,
-                    "Item": _to_dynamo(item),
-                    "ConditionExpression": condition,
-                    **values,
-                }
+        record_put = {
+            "Put": {
+                "TableName": self.table_name,
+                "Item": _to_dynamo(item),
+                "ConditionExpression": condition,
+                **values,
             }
-        ]
-        for number in plate_numbers_named(record):
-            sighting = {
-                "pk": record["id"],
-                "sk": PLATE_SK_PREFIX + number,
-                "plate_number": number,
-                "created_sort": item["created_sort"],
-                "record_kind": record["kind"],
-            }
-            writes.append({"Put": {"TableName": self.table_name, "Item": _to_dynamo(sighting)}})
+        }
+        sightings = self._sighting_puts(record, item["created_sort"])
+        first, rest = sightings[: TRANSACTION_ITEMS - 1], sightings[TRANSACTION_ITEMS - 1 :]
         try:
-            self._client.transact_write_items(TransactItems=writes)
+            self._client.transact_write_items(TransactItems=[record_put, *first])
         except ClientError as exc:
             if _record_already_exists(exc):
                 return False
             raise
+        # Sightings beyond one transaction: idempotent puts.  Should these fail, the record is not yet
+        # notified, and the retry writes every sighting again before announcing (``put_sightings``).
+        self._write_in_transactions(rest)
         return True
 
-    def count_transient_failure(self, record_id: str, *, calls: int, at: datetime) -> tuple[int, int]:
-        """One more invocation ended in a transient failure: (such invocations so far, upstream calls so far)."""
+    def put_sightings(self, stored: StoredRecord) -> None:
+        """Write (again) every sighting of a stored record: idempotent."""
+        self._write_in_transactions(self._sighting_puts(stored.record, stored.created_sort))
+
+    def _sighting_puts(self, record: dict[str, Any], created_sort: str) -> list[dict[str, Any]]:
+        puts = []
+        for number in plate_numbers_named(record):
+            if not indexable(number):
+                continue
+            sighting = {
+                "pk": record["id"],
+                "sk": PLATE_SK_PREFIX + number,
+                "plate_number": number,
+                "created_sort": created_sort,
+                "record_kind": record["kind"],
+            }
+            puts.append({"Put": {"TableName": self.table_name, "Item": _to_dynamo(sighting)}})
+        return puts
+
+    def _write_in_transactions(self, puts: list[dict[str, Any]]) -> None:
+        for start in range(0, len(puts), TRANSACTION_ITEMS):
+            self._client.transact_write_items(TransactItems=puts[start : start + TRANSACTION_ITEMS])
+
+    def count_transient_failure(
+        self, record_id: str, *, calls: int, possibly_billed: int, at: datetime
+    ) -> AttemptHistory:
+        """One more invocation ended in a transient failure: the totals over every invocation so far."""
         response = self._client.update_item(
             TableName=self.table_name,
             Key=_key(record_id, TRANSIENT_SK),
-            UpdateExpression="ADD invocations :one, calls :calls SET expires_at = :expires",
+            UpdateExpression="ADD invocations :one, calls :calls, possibly_billed :billed SET expires_at = :expires",
             ExpressionAttributeValues={
                 ":one": {"N": "1"},
                 ":calls": {"N": str(calls)},
+                ":billed": {"N": str(possibly_billed)},
                 ":expires": {"N": str(int(at.timestamp()) + BOOKKEEPING_TTL_S)},
             },
-            ReturnValues="UPDATED_NEW",
+            ReturnValues="ALL_NEW",
         )
-        attributes = response["Attributes"]
-        return int(attributes["invocations"]["N"]), int(attributes["calls"]["N"])
+        return AttemptHistory.from_item(from_dynamo(response["Attributes"]))
 
     def reset_transient_failures(self, record_id: str) -> None:
-        """A redrive starts a fresh series of attempts."""
+        """A redrive starts a fresh series of attempts (the operator chose to pay again)."""
         self._client.update_item(
             TableName=self.table_name,
             Key=_key(record_id, TRANSIENT_SK),
-            UpdateExpression="SET invocations = :zero, calls = :zero",
+            UpdateExpression="SET invocations = :zero, calls = :zero, possibly_billed = :zero",
             ExpressionAttributeValues={":zero": {"N": "0"}},
         )
 
@@ -147,13 +191,31 @@ class ResultsStore:
         )
 
 
+@dataclass(frozen=True)
+class AttemptHistory:
+    """What earlier invocations of one upload spent: invocations that failed transiently, upstream calls."""
+
+    invocations: int = 0
+    calls: int = 0
+    possibly_billed: int = 0
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> AttemptHistory:
+        return cls(
+            invocations=int(item.get("invocations") or 0),
+            calls=int(item.get("calls") or 0),
+            possibly_billed=int(item.get("possibly_billed") or 0),
+        )
+
+
 class StoredRecord:
     """A record as read back, with the bookkeeping the pipeline needs beside it."""
 
-    def __init__(self, record: dict[str, Any], *, notified_at: str | None, attempts: int):
+    def __init__(self, record: dict[str, Any], *, notified_at: str | None, attempts: int, created_sort: str = ""):
         self.record = record
         self.notified_at = notified_at  # ISO time the outcome was announced; None until then
         self.attempts = attempts
+        self.created_sort = created_sort
 
     @property
     def notified(self) -> bool:
@@ -161,7 +223,12 @@ class StoredRecord:
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> StoredRecord:
-        return cls(from_item(item), notified_at=item.get("notified_at"), attempts=int(item.get("attempts") or 1))
+        return cls(
+            from_item(item),
+            notified_at=item.get("notified_at"),
+            attempts=int(item.get("attempts") or 1),
+            created_sort=item.get("created_sort", ""),
+        )
 
 
 def to_item(
@@ -178,8 +245,9 @@ def to_item(
         created_sort=created_sort,
         attempts=attempts,
     )
-    if record["kind"] == VEHICLE_LICENSE and record.get("vehicle_license", {}).get("vin"):
-        item["vin"] = record["vehicle_license"]["vin"]
+    vin = (record.get("vehicle_license") or {}).get("vin") if record["kind"] == VEHICLE_LICENSE else None
+    if indexable(vin):
+        item["vin"] = vin
     # Index key attributes must be strings when present: leave them out rather than store NULL.
     for index_key in ("kind", "status"):
         if item.get(index_key) is None:
@@ -191,6 +259,11 @@ def from_item(item: dict[str, Any]) -> dict[str, Any]:
     record = {name: value for name, value in item.items() if name not in INTERNAL_ATTRIBUTES}
     record.setdefault("kind", None)
     return record
+
+
+def indexable(value: Any) -> bool:
+    """Whether a plate number or VIN may become an index key."""
+    return isinstance(value, str) and 0 < len(value) <= MAX_KEY_CHARS and TRUNCATED not in value
 
 
 def _key(record_id: str, sk: str) -> dict[str, Any]:
@@ -219,7 +292,13 @@ def from_dynamo(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def _decimalize(value: Any) -> Any:
-    """DynamoDB numbers are Decimals; floats (confidences) go through str to keep their digits."""
+    """DynamoDB numbers are Decimals; floats (confidences) go through str to keep their digits.
+
+    A number DynamoDB cannot hold (NaN, infinities, over 38 digits, out of range) is kept as its text:
+    the record must be written whatever the upstream answered.
+    """
+    if isinstance(value, int | float) and not isinstance(value, bool) and not fits_dynamodb_number(value):
+        return str(value)
     if isinstance(value, float):
         return Decimal(str(value))
     if isinstance(value, dict):

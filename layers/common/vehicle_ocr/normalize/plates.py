@@ -34,7 +34,11 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
 
+from vehicle_ocr.bounded import cut_text
 from vehicle_ocr.normalize.values import to_half_width
+
+# The longest plate numbers are 8-9 characters; anything past this is not a plate number.
+MAX_NUMBER_CHARS = 32
 
 # The 31 province-level abbreviations plates carry (GA 36-2018 appendix).
 PROVINCES = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼"
@@ -271,7 +275,8 @@ def _confidence(raw: Mapping[str, Any]) -> float | None:
                 value = float(value.strip())
             except ValueError:
                 continue
-        if isinstance(value, int | float) and math.isfinite(value):
+        # A score is a probability or a percentage; anything else is not a confidence.
+        if isinstance(value, int | float) and math.isfinite(value) and 0 <= value <= 100:
             return float(value)
     return None
 
@@ -281,6 +286,9 @@ def normalize_plate(raw: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(raw, Mapping):
         raw = {}
     number = canonical_plate_number(raw.get("number"))
+    if len(number) > MAX_NUMBER_CHARS:
+        # No plate is this long: keep what was read, cut and marked, so the record stays small.
+        number = cut_text(number, MAX_NUMBER_CHARS)
     color = normalize_color(raw.get("color"))
     result: dict[str, Any] = {
         "number": number,

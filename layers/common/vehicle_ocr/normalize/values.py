@@ -71,6 +71,10 @@ def parse_date(text: Any) -> str | None:
         return None
 
 
+# No mass, size or head count on a licence comes near this: a larger reading is an OCR or upstream error.
+MAX_MEASUREMENT = 10**9
+
+
 def _strip_unit(text: str, units: tuple[str, ...]) -> str:
     """``text`` without one trailing unit (case-insensitive); anything else is left for the caller to reject."""
     lowered = text.lower()
@@ -89,9 +93,9 @@ def parse_int(text: Any, units: Iterable[str] = DEFAULT_UNITS) -> int | None:
     if isinstance(text, bool):  # bool is an int subclass, never a measurement
         return None
     if isinstance(text, int):
-        return text if text >= 0 else None
+        return text if 0 <= text <= MAX_MEASUREMENT else None
     if isinstance(text, float):
-        return int(text) if text.is_integer() and text >= 0 else None
+        return int(text) if text.is_integer() and 0 <= text <= MAX_MEASUREMENT else None
     cleaned = _clean(text)
     if not cleaned:
         return None
@@ -101,7 +105,8 @@ def parse_int(text: Any, units: Iterable[str] = DEFAULT_UNITS) -> int | None:
     match = _INTEGER.fullmatch(number)
     if match is None:
         return None
-    return int(match.group(1).replace(",", ""))
+    value = int(match.group(1).replace(",", ""))
+    return value if value <= MAX_MEASUREMENT else None
 
 
 def parse_dimensions(text: Any) -> dict[str, int] | None:

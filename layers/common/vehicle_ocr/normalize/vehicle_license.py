@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from vehicle_ocr.normalize.plates import canonical_plate_number, is_valid_plate
+from vehicle_ocr.bounded import cut_text
+from vehicle_ocr.normalize.plates import MAX_NUMBER_CHARS, canonical_plate_number, is_valid_plate
 from vehicle_ocr.normalize.values import (
     MASS_UNITS,
     PERSON_UNITS,
@@ -20,6 +21,9 @@ from vehicle_ocr.normalize.values import (
     to_half_width,
 )
 from vehicle_ocr.normalize.vin import normalize_vin, vin_check_digit_valid
+
+# A licence's longest field (the address) is well under this; longer text is cut and marked.
+MAX_TEXT_CHARS = 256
 
 # The 20 fields of apizero ocr-vehicle-license, in its documented order.
 VEHICLE_LICENSE_FIELDS: tuple[str, ...] = (
@@ -46,15 +50,15 @@ VEHICLE_LICENSE_FIELDS: tuple[str, ...] = (
 )
 
 
-def _text(value: Any) -> str | None:
-    """Stripped text; numbers become their decimal text; anything else, or blank, is None."""
+def _text(value: Any, limit: int = MAX_TEXT_CHARS) -> str | None:
+    """Stripped text, cut past ``limit``; numbers become their decimal text; anything else, or blank, is None."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
         value = str(value)
     if not isinstance(value, str):
         return None
-    return value.strip() or None
+    return cut_text(value.strip(), limit) or None
 
 
 def _code(value: Any) -> str | None:
@@ -62,7 +66,7 @@ def _code(value: Any) -> str | None:
     text = _text(value)
     if text is None:
         return None
-    return to_half_width(text).strip().upper() or None
+    return cut_text(to_half_width(text).strip().upper(), MAX_NUMBER_CHARS) or None
 
 
 def normalize_vehicle_license(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -70,7 +74,11 @@ def normalize_vehicle_license(data: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(data, Mapping):
         data = {}
     plate_number = canonical_plate_number(data.get("plate_number")) or None
+    if plate_number is not None:
+        plate_number = cut_text(plate_number, MAX_NUMBER_CHARS)
     vin = normalize_vin(data.get("vin"))
+    if vin is not None:
+        vin = cut_text(vin, MAX_NUMBER_CHARS)  # a VIN has 17 characters: a longer reading is cut and marked
     result: dict[str, Any] = {
         "plate_number": plate_number,
         "plate_valid": plate_number is not None and is_valid_plate(plate_number),

@@ -66,11 +66,12 @@ def build_recognizers(settings: Settings, session: requests.Session | None = Non
     :class:`ConfigurationError` for an unknown provider or a provider without a key.
     """
     timeout = (settings.connect_timeout_s, settings.read_timeout_s)
+    bounds = {"deadline_s": settings.call_deadline_s, "max_answer_bytes": settings.max_answer_bytes}
     recognizers: dict[str, Recognizer] = {}
 
     if settings.plate_provider == "tianapi":
         recognizers["plate"] = TianapiPlateRecognizer(
-            settings.tianapi_url, api_key_source("tianapi", settings), session or shared_session(), timeout
+            settings.tianapi_url, api_key_source("tianapi", settings), session or shared_session(), timeout, **bounds
         )
     elif settings.plate_provider == "local":
         recognizers["plate"] = _local("plate")
@@ -79,7 +80,7 @@ def build_recognizers(settings: Settings, session: requests.Session | None = Non
 
     if settings.license_provider == "apizero":
         recognizers["vehicle_license"] = ApizeroVehicleLicenseRecognizer(
-            settings.apizero_url, api_key_source("apizero", settings), session or shared_session(), timeout
+            settings.apizero_url, api_key_source("apizero", settings), session or shared_session(), timeout, **bounds
         )
     elif settings.license_provider == "local":
         recognizers["vehicle_license"] = _local("vehicle_license")

@@ -13,7 +13,7 @@ KeySource = Callable[[], str]
 
 @dataclass(frozen=True)
 class ProviderAnswer:
-    """A successful upstream answer, before normalisation.
+    """An upstream answer that was (or may have been) paid for, before normalisation.
 
     ``payload`` is the provider's own result: for tianapi a list of raw plate dicts (the
     three documented ``result`` shapes flattened), for apizero the ``data`` object.
@@ -22,6 +22,10 @@ class ProviderAnswer:
     provider: str
     payload: Any
     request_id: str | None = None
+    # Set when the provider billed (or may have billed) an answer we cannot use: why.  The answer is
+    # kept as paid all the same, so the image is never paid for again; ``payload`` is then a bounded
+    # excerpt for the operator.
+    unusable: str | None = None
 
 
 class Recognizer(Protocol):

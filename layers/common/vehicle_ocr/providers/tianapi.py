@@ -1,4 +1,4 @@
-"""tianapi licence-plate recognition (``licenseplate/index``, seeds/000_d2304e3ca4febe02.txt).
+"""tianapi licence-plate recognition (``licenseplate/index``, per the provider's document).
 
 POST ``application/x-www-form-urlencoded`` with ``key`` and ``img`` (base64).  ``code`` 200
 is success (and billed); every other code is an error listed in ``vehicle_ocr.codes``.
@@ -12,11 +12,7 @@ import base64
 from typing import Any
 from urllib.parse import quote_plus
 
-import requests
-
-from vehicle_ocr.errors import PipelineError, UpstreamError
-from vehicle_ocr.providers.base import KeySource, ProviderAnswer
-from vehicle_ocr.providers.http import Timeout, answer_code, answer_message, post_json_answer
+from vehicle_ocr.providers.http import HttpRecognizer, UnusableAnswer
 
 SUCCESS = 200
 PLATE_FIELDS = ("number", "color")
@@ -33,34 +29,16 @@ def form_body(api_key: str, image: bytes) -> bytes:
     return b"key=" + quote_plus(api_key).encode("ascii") + b"&img=" + image_field
 
 
-class TianapiPlateRecognizer:
+class TianapiPlateRecognizer(HttpRecognizer):
     name = "tianapi"
     kind = "plate"
+    success_code = SUCCESS
 
-    def __init__(self, url: str, api_key: KeySource, session: requests.Session, timeout: Timeout):
-        self.url = url
-        self._api_key = api_key
-        self._session = session
-        self.timeout = timeout
+    def request(self, api_key: str, image: bytes) -> dict[str, Any]:
+        return {"data": form_body(api_key, image), "headers": {"Content-Type": FORM_CONTENT_TYPE}}
 
-    def __repr__(self) -> str:
-        return f"TianapiPlateRecognizer(url={self.url!r}, timeout={self.timeout!r})"
-
-    def recognize(self, image: bytes) -> ProviderAnswer:
-        status, body = post_json_answer(
-            self._session,
-            self.url,
-            provider=self.name,
-            timeout=self.timeout,
-            data=form_body(self._api_key(), image),
-            headers={"Content-Type": FORM_CONTENT_TYPE},
-        )
-        code = answer_code(body, provider=self.name, status=status)
-        if code != SUCCESS:
-            raise UpstreamError(self.name, code, answer_message(body))
-        if not 200 <= status < 300:
-            raise PipelineError(self.name, "UPSTREAM_BAD_RESPONSE", f"success code with HTTP {status}")
-        return ProviderAnswer(provider=self.name, payload=flatten_result(body.get("result")))
+    def payload(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        return flatten_result(body.get("result"))
 
 
 def _is_plate(value: Any) -> bool:
@@ -73,7 +51,7 @@ def flatten_result(result: Any) -> list[dict[str, Any]]:
     ``{"color", "number"}`` → one plate; ``[{...}, ...]`` → those plates; an object whose
     values include lists of plate dicts (``{"list": [...]}`` or any other key) → all of
     them.  Missing or empty results give an empty list (the caller decides what "no
-    plate" means); anything else is ``UPSTREAM_BAD_RESPONSE``.
+    plate" means); anything else raises :class:`UnusableAnswer`.
     """
     if result is None or result == {} or result == []:
         return []
@@ -82,13 +60,11 @@ def flatten_result(result: Any) -> list[dict[str, Any]]:
     if isinstance(result, list):
         if all(isinstance(item, dict) for item in result):
             return [dict(item) for item in result]
-        raise PipelineError("tianapi", "UPSTREAM_BAD_RESPONSE", "result list holds non-object items")
+        raise UnusableAnswer("result list holds non-object items")
     if isinstance(result, dict):
         lists = [value for value in result.values() if isinstance(value, list)]
         plate_lists = [value for value in lists if all(isinstance(item, dict) for item in value)]
         if plate_lists:
             return [dict(item) for value in plate_lists for item in value]
-        raise PipelineError(
-            "tianapi", "UPSTREAM_BAD_RESPONSE", "result object holds neither a plate nor a list of plates"
-        )
-    raise PipelineError("tianapi", "UPSTREAM_BAD_RESPONSE", f"result is a {type(result).__name__}")
+        raise UnusableAnswer("result object holds neither a plate nor a list of plates")
+    raise UnusableAnswer(f"result is a {type(result).__name__}")
