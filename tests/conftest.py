@@ -140,6 +140,11 @@ class Stack:
 @pytest.fixture
 def stack(moto_endpoint: str) -> Stack:
     """A fresh emulated stack per test: moto reset, then every resource created from template.yaml."""
+    return fresh_stack(moto_endpoint)
+
+
+def fresh_stack(moto_endpoint: str) -> Stack:
+    """Reset moto, create every resource from template.yaml, and watch the event bus."""
     requests.post(f"{moto_endpoint}/moto-api/reset", timeout=10).raise_for_status()
     session = boto3.Session(region_name="us-east-1")
     resources = create_resources(session)
@@ -192,10 +197,14 @@ def load_function_module(function: str, module_name: str) -> Any:
 
 @pytest.fixture
 def recognize_env(stack: Stack, fake_upstream: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """RecognizeFunction's environment as template.yaml defines it, pointed at the local upstream.
+    """RecognizeFunction's environment as template.yaml defines it, pointed at the local upstream."""
+    env = recognize_environment(stack, fake_upstream)
+    apply_environment(monkeypatch, env)
+    return env
 
-    Keys come from the environment locally (DESIGN.md), so the SSM parameter names are dropped.
-    """
+
+def recognize_environment(stack: Stack, fake_upstream: Any, **overrides: str) -> dict[str, str]:
+    """RecognizeFunction's environment from template.yaml, pointed at ``fake_upstream``, with its keys."""
     env = stack.resources.local_function_environment("RecognizeFunction")
     env.update(
         TIANAPI_URL=fake_upstream.tianapi_url,
@@ -208,11 +217,16 @@ def recognize_env(stack: Stack, fake_upstream: Any, monkeypatch: pytest.MonkeyPa
         TIANAPI_REQUESTS_PER_SECOND="1000",
         APIZERO_REQUESTS_PER_SECOND="1000",
     )
+    env.update(overrides)
+    return env
+
+
+def apply_environment(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> None:
+    """Set a function's environment; keys come from the environment locally, so the SSM parameter names go."""
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     for name in SSM_KEY_PARAMETERS:
         monkeypatch.delenv(name, raising=False)
-    return env
 
 
 @pytest.fixture

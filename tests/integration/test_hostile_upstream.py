@@ -25,16 +25,23 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote_plus
 
-import boto3
 import pytest
-import requests
 
-from tests.conftest import FakeLambdaContext, Stack, invoke_async, load_event, load_function_module, make_jpeg
+from tests.conftest import (
+    FakeLambdaContext,
+    Stack,
+    apply_environment,
+    fresh_stack,
+    invoke_async,
+    load_event,
+    load_function_module,
+    make_jpeg,
+    recognize_environment,
+)
 from tests.fakes.fixtures import APIZERO_TEST_KEY, TIANAPI_TEST_KEY
 from tests.fakes.log_audit import register_secret
 from tests.fakes.upstream import ABSENT, DEFAULT_VEHICLE_LICENSE, FakeUpstream, Reply, sha256_hex
 from vehicle_ocr.bounded import TRUNCATED
-from vehicle_ocr_local.template import SSM_KEY_PARAMETERS, create_resources
 
 TIMEOUT_RETRIES = 1
 READ_TIMEOUT_S = 1.0
@@ -402,19 +409,7 @@ CASES = [
 # ----------------------------------------------------------------------------- module fixtures
 @pytest.fixture(scope="module")
 def hostile_stack(moto_endpoint: str) -> Stack:
-    requests.post(f"{moto_endpoint}/moto-api/reset", timeout=10).raise_for_status()
-    session = boto3.Session(region_name="us-east-1")
-    resources = create_resources(session)
-    sqs = session.client("sqs")
-    events_queue_url = sqs.create_queue(QueueName="hostile-success-events")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=events_queue_url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    events = session.client("events")
-    bus = resources.refs["EventBus"]
-    events.put_rule(Name="watch-all", EventBusName=bus, EventPattern=json.dumps({"source": ["vehicle-ocr"]}))
-    events.put_targets(Rule="watch-all", EventBusName=bus, Targets=[{"Id": "queue", "Arn": queue_arn}])
-    return Stack(session, resources, resources.refs["ImagesBucket"], events_queue_url)
+    return fresh_stack(moto_endpoint)
 
 
 @pytest.fixture(scope="module")
@@ -427,24 +422,15 @@ def hostile_upstream() -> Any:
 def hostile_app(hostile_stack: Stack, hostile_upstream: FakeUpstream) -> Any:
     register_secret(OWNER, "owner planted by the hostile suite")
     register_secret(ADDRESS, "address planted by the hostile suite")
-    env = hostile_stack.resources.local_function_environment("RecognizeFunction")
-    env.update(
-        TIANAPI_URL=hostile_upstream.tianapi_url,
-        APIZERO_URL=hostile_upstream.apizero_url,
-        TIANAPI_KEY=TIANAPI_TEST_KEY,
-        APIZERO_KEY=APIZERO_TEST_KEY,
+    env = recognize_environment(
+        hostile_stack,
+        hostile_upstream,
         UPSTREAM_READ_TIMEOUT=str(READ_TIMEOUT_S),
         UPSTREAM_CALL_DEADLINE=str(DEADLINE_S),
         UPSTREAM_TIMEOUT_RETRIES=str(TIMEOUT_RETRIES),
-        UPSTREAM_RETRY_BASE_DELAY="0.01",
-        TIANAPI_REQUESTS_PER_SECOND="1000",
-        APIZERO_REQUESTS_PER_SECOND="1000",
     )
     with pytest.MonkeyPatch.context() as patch:
-        for name, value in env.items():
-            patch.setenv(name, value)
-        for name in SSM_KEY_PARAMETERS:
-            patch.delenv(name, raising=False)
+        apply_environment(patch, env)
         yield load_function_module("recognize", "recognize_app_hostile")
 
 
