@@ -144,11 +144,6 @@ def test_negative_infinity_does_not_fit(number):
     assert storable({"score": number}) == {"score": str(number)}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fits_dynamodb_number counts significant digits, boto3 counts the coefficient as written: "
-    "numbers with written-out trailing zeros or at the bottom of the range are judged to fit but refused by boto3",
-)
 @pytest.mark.parametrize(
     "number",
     [
@@ -167,11 +162,6 @@ def test_numbers_boto3_refuses_as_written_do_not_fit(number):
     assert fits_dynamodb_number(number) is boto3_accepts(number)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="storable keeps an integer such as 10**40 (or a Decimal such as 1.000…0) as a number; "
-    "the storage conversion then raises decimal.Rounded / Underflow / Clamped and the record is not written",
-)
 @pytest.mark.parametrize(
     "number",
     [
@@ -436,11 +426,6 @@ def test_an_empty_secret_does_not_refuse_everything():
     assert safe_message("unknown failure", secrets=("",)) == "unknown failure"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="safe_message's control-character class is [\\x00-\\x1f\\x7f]: C1 controls (\\x80-\\x9f, "
-    "e.g. \\x9b, the 8-bit CSI that starts terminal escape sequences) are copied",
-)
 @pytest.mark.parametrize("message", ["fail\x9b31mred", "fail\x90payload\x9c"])
 def test_c1_control_characters_are_refused(message):
     """Given a message with a C1 control character (unicodedata category Cc, like \\x1b),

@@ -15,12 +15,13 @@ from __future__ import annotations
 import json
 import math
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, DecimalException, InvalidOperation
 from typing import Any
 
+from boto3.dynamodb.types import DYNAMODB_CONTEXT
+
 TRUNCATED = "…[truncated]"
-# DynamoDB numbers: up to 38 significant digits, magnitude between 1e-130 and 9.99e125.
-_MAX_DIGITS = 38
+# DynamoDB numbers: up to 38 significant digits (as boto3 writes them), magnitude 1e-130 to 9.99e125.
 _MAX_EXPONENT = 125
 _MIN_EXPONENT = -130
 
@@ -35,11 +36,14 @@ def fits_dynamodb_number(value: int | float | Decimal) -> bool:
         return False
     if not number.is_finite():
         return False
-    if number.is_zero():
-        return True
-    # Significant digits without trailing zeros (normalize() would round to the context's 28 digits).
-    digits = "".join(map(str, number.as_tuple().digits)).strip("0")
-    return len(digits) <= _MAX_DIGITS and _MIN_EXPONENT <= number.adjusted() <= _MAX_EXPONENT
+    if not number.is_zero() and not _MIN_EXPONENT <= number.adjusted() <= _MAX_EXPONENT:
+        return False
+    # The serializer boto3 writes with is the judge: 38 digits as written, nothing rounded or clamped.
+    try:
+        DYNAMODB_CONTEXT.create_decimal(number)
+    except DecimalException:
+        return False
+    return True
 
 
 def cut_text(text: str, limit: int) -> str:
@@ -97,7 +101,7 @@ def within_budget(value: Any, budget_bytes: int) -> Any:
 
 # Free text from an upstream is copied only when nothing in it could be a secret or a person's data:
 # long tokens (keys), long digit runs (ID card and phone numbers), e-mail addresses, control characters.
-_UNSAFE = re.compile(r"[A-Za-z0-9_\-]{16,}|[0-9]{6,}|@|[\x00-\x1f\x7f]")
+_UNSAFE = re.compile(r"[A-Za-z0-9_\-]{16,}|[0-9]{6,}|@|[\x00-\x1f\x7f-\x9f]")
 MESSAGE_LIMIT = 200
 
 
