@@ -4,6 +4,11 @@ vehicle-ocr up [--aws-port 4566] [--api-port 3000]   the stack, kept running unt
 vehicle-ocr demo [--samples samples]                   everything on the sample images, then a table
 vehicle-ocr upload FILE... --kind plate                put images into a running stack
 vehicle-ocr results [--kind K] [--status S]            what a running stack recognised
+vehicle-ocr redrive [--code C]                          re-run failures from the failure queue
+
+An ordinary mistake (nothing listening on the endpoint, no such file, a port in use) ends the
+command with one line on stderr and a non-zero status (2: bad usage, 1: the operation failed);
+see cli_errors.py.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from vehicle_ocr_local.cli_errors import UsageError, explain
 from vehicle_ocr_local.stack import REPO_ROOT, LocalStack, StackConfig
 
 DEFAULT_AWS = "http://127.0.0.1:4566"
@@ -26,7 +32,7 @@ PREFIXES = {"plate": "plates/", "vehicle_license": "vehicle-licenses/"}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vehicle-ocr", description="vehicle-ocr's local stack")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -64,7 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     redrive.add_argument("--limit", type=int, default=1000, help="at most this many messages (default 1000)")
     redrive.add_argument("--timeout", type=float, default=600, help="seconds to wait for the re-runs (default 600)")
 
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     commands_by_name = {
         "up": run_up,
@@ -73,7 +83,17 @@ def main(argv: list[str] | None = None) -> int:
         "results": run_results,
         "redrive": run_redrive,
     }
-    return commands_by_name[args.command](args)
+    try:
+        return commands_by_name[args.command](args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:  # the one place ordinary mistakes become one line; bugs still raise
+        explained = explain(error, args)
+        if explained is None:
+            raise
+        message, status = explained
+        print(f"vehicle-ocr {args.command}: {message}", file=sys.stderr, flush=True)
+        return status
 
 
 # ------------------------------------------------------------------------------------------------ up
@@ -196,6 +216,8 @@ def print_table(console: Any, records: list[dict[str, Any]], keys: list[str] | N
 def run_upload(args: argparse.Namespace) -> int:
     import boto3
 
+    check_files(args.files)
+
     s3 = boto3.client(
         "s3",
         endpoint_url=args.endpoint,
@@ -208,6 +230,21 @@ def run_upload(args: argparse.Namespace) -> int:
         s3.put_object(Bucket=args.bucket, Key=key, Body=path.read_bytes())
         print(f"uploaded s3://{args.bucket}/{key}")
     return 0
+
+
+def check_files(files: list[Path]) -> None:
+    """Every file exists and is a file, before anything is uploaded."""
+    for path in files:
+        if path.is_file():
+            continue
+        if path.is_dir():
+            raise UsageError(f"{path} is a folder: upload the images in it, e.g. {path}/*.jpg")
+        if any(character in str(path) for character in "*?["):
+            raise UsageError(
+                f"no file matches {str(path)!r} (the shell passes a pattern that matches nothing as it is): "
+                "name existing images, e.g. `vehicle-ocr upload samples/plates/*.jpg --kind plate`"
+            )
+        raise UsageError(f"no such file: {path}")
 
 
 def run_results(args: argparse.Namespace) -> int:
