@@ -3,7 +3,8 @@
 vehicle-ocr up [--aws-port 4566] [--api-port 3000]   the stack, kept running until Ctrl-C
 vehicle-ocr demo [--samples samples]                   everything on the sample images, then a table
 vehicle-ocr upload FILE... --kind plate                put images into a running stack
-vehicle-ocr results [--kind K] [--status S]            what a running stack recognised
+vehicle-ocr results [--kind K] [--status S] [--json]   what a running stack recognised: a table (never
+                                                       an owner or address), or every field as JSON
 vehicle-ocr redrive [--code C]                          re-run failures from the failure queue
 
 An ordinary mistake (nothing listening on the endpoint, no such file, a port in use) ends the
@@ -58,7 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     results.add_argument("--api", default=DEFAULT_API, help=f"the query API (default {DEFAULT_API})")
     results.add_argument("--kind", choices=sorted(PREFIXES))
     results.add_argument("--status", choices=["SUCCEEDED", "FAILED"])
-    results.add_argument("--limit", type=int, default=50)
+    results.add_argument("--limit", type=int, default=50, help="at most this many records, newest first (default 50)")
+    results.add_argument(
+        "--json", action="store_true", help="the records as JSON, every field (the owner and address included)"
+    )
 
     redrive = commands.add_parser(
         "redrive",
@@ -169,19 +173,23 @@ def run_demo(args: argparse.Namespace) -> int:
         stack.stop()
 
 
-def fetch_all(api_url: str, **filters: str) -> list[dict[str, Any]]:
+def fetch_all(api_url: str, limit: int | None = None, **filters: str) -> list[dict[str, Any]]:
+    """Records from the query API, newest first: every page, or the first ``limit`` records."""
     import requests
 
-    records, cursor = [], None
-    while True:
-        params = {**filters, "limit": "100", **({"cursor": cursor} if cursor else {})}
+    records: list[dict[str, Any]] = []
+    cursor = None
+    while limit is None or len(records) < limit:
+        page_size = 100 if limit is None else max(1, min(100, limit - len(records)))
+        params = {**filters, "limit": str(page_size), **({"cursor": cursor} if cursor else {})}
         page = requests.get(f"{api_url}/results", params=params, timeout=30)
         page.raise_for_status()
         body = page.json()
         records.extend(body["items"])
         cursor = body["cursor"]
         if not cursor:
-            return records
+            break
+    return records if limit is None else records[:limit]
 
 
 def summary(record: dict[str, Any]) -> str:
@@ -194,22 +202,53 @@ def summary(record: dict[str, Any]) -> str:
     return f"{licence.get('plate_number') or '-'}  VIN {licence.get('vin') or '-'}"
 
 
+TABLE_COLUMNS = ("object", "kind", "status", "result")
+
+
+def table_rows(records: list[dict[str, Any]], keys: list[str] | None = None) -> list[tuple[str, str, str, str]]:
+    """(object, kind, status, result) per record, in the order given (the API's: newest first).
+
+    With ``keys``, one row per key in that order, from the key's newest record, and "not
+    processed" where there is none. Never an owner or an address: see :func:`summary`.
+    """
+    if keys is None:
+        return [(r["source"]["key"], r["kind"] or "-", r["status"], summary(r)) for r in records]
+    newest: dict[str, dict[str, Any]] = {}
+    for record in records:
+        newest.setdefault(record["source"]["key"], record)
+    return [
+        (key, r["kind"] or "-", r["status"], summary(r)) if (r := newest.get(key)) else (key, "", "not processed", "")
+        for key in keys
+    ]
+
+
 def print_table(console: Any, records: list[dict[str, Any]], keys: list[str] | None = None) -> None:
+    """The rows as a rich table (a terminal: colours, and columns fitted to its width)."""
+    from rich.markup import escape
     from rich.table import Table
 
-    by_key = {record["source"]["key"]: record for record in records}
-    order = keys or sorted(by_key)
+    colours = {"SUCCEEDED": "green", "FAILED": "red"}
     table = Table(title="vehicle-ocr results")
-    for column in ("object", "kind", "status", "result"):
+    for column in TABLE_COLUMNS:
         table.add_column(column)
-    for key in order:
-        record = by_key.get(key)
-        if record is None:
-            table.add_row(key, "", "[yellow]not processed[/yellow]", "")
-            continue
-        colour = "green" if record["status"] == "SUCCEEDED" else "red"
-        table.add_row(key, record["kind"] or "-", f"[{colour}]{record['status']}[/{colour}]", summary(record))
+    for key, kind, status, result in table_rows(records, keys):
+        colour = colours.get(status, "yellow")
+        table.add_row(escape(key), kind, f"[{colour}]{status}[/{colour}]", escape(result))
     console.print(table)
+
+
+def plain_table(rows: list[tuple[str, ...]]) -> str:
+    """Rows as plain text for a pipe or a file: a header, columns aligned, one line per row, no colours."""
+    from rich.cells import cell_len  # a Chinese character takes two columns
+
+    lines = [tuple(TABLE_COLUMNS), *(tuple(" ".join(cell.split()) or "-" for cell in row) for row in rows)]
+    widths = [max(cell_len(line[index]) for line in lines) for index in range(len(TABLE_COLUMNS) - 1)]
+    return "\n".join(
+        "  ".join(cell + " " * (width - cell_len(cell)) for cell, width in zip(line[:-1], widths, strict=True))
+        + "  "
+        + line[-1]
+        for line in lines
+    )
 
 
 # ------------------------------------------------------------------------------------------------ upload / results
@@ -251,11 +290,13 @@ def run_results(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     filters = {name: value for name, value in (("kind", args.kind), ("status", args.status)) if value}
-    records = fetch_all(args.api, **filters)[: args.limit]
-    if not sys.stdout.isatty():
+    records = fetch_all(args.api, limit=args.limit, **filters)
+    if args.json:  # every field, the licence's owner and address included: only when asked for
         print(json.dumps(records, ensure_ascii=False, indent=2))
-        return 0
-    print_table(Console(), records)
+    elif sys.stdout.isatty():
+        print_table(Console(), records)
+    else:
+        print(plain_table(table_rows(records)))
     return 0
 
 

@@ -6,6 +6,7 @@ non-zero status (2: bad usage, 1: the operation failed), never a traceback.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -15,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, free_port, make_jpeg
+from tests.fakes.upstream import DEFAULT_VEHICLE_LICENSE
+from vehicle_ocr_local.stack import LocalStack, StackConfig
 
 VEHICLE_OCR = str(Path(sys.executable).parent / "vehicle-ocr")
 SAMPLE_PLATE = ROOT / "samples" / "plates" / "001-blue-regular.jpg"
@@ -124,3 +127,69 @@ def test_up_on_a_taken_api_port_names_the_port_and_the_option(taken_port):
     result = run_cli("up", "--aws-port", str(free_port()), "--api-port", str(taken_port), timeout=90)
     # Then one line names the port and --api-port, status 1 (and the stack it began is stopped: the process ended)
     assert_one_line_error(result, 1, str(taken_port), "in use", "--api-port")
+
+
+# ------------------------------------------------------------------------------------------------ results
+OWNER, ADDRESS = DEFAULT_VEHICLE_LICENSE["owner"], DEFAULT_VEHICLE_LICENSE["address"]
+
+
+@pytest.fixture
+def recognised(upstream_env, monkeypatch) -> Iterator[LocalStack]:
+    """A running local stack (providers: the local upstream) that has recognised a plate and a
+    vehicle licence, and failed a corrupt image."""
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    config = StackConfig(aws_port=0, api_port=0, environment=upstream_env, concurrency=2, quiet=True)
+    with LocalStack(config) as stack:
+        stack.upload("plates/gate 1/car.jpg", make_jpeg(seed=61))
+        stack.upload("vehicle-licenses/front.jpg", make_jpeg(seed=62))
+        stack.upload("plates/broken.jpg", make_jpeg(seed=63)[:-300])
+        assert stack.wait_for(3, timeout_s=60) == 3
+        yield stack
+
+
+def test_results_piped_is_a_plain_table_without_personal_data(recognised):
+    # Given a stack that recognised a plate and a licence and failed one image
+    # When `vehicle-ocr results` writes into a pipe (not a terminal)
+    result = run_cli("results", "--api", recognised.api_url)
+
+    # Then it is a plain-text table: a header, then one line per record
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["object", "kind", "status", "result"]
+    assert len(lines) == 4, result.stdout
+    by_object = {line.split("  ")[0].strip(): line for line in lines[1:]}
+    assert sorted(by_object) == ["plates/broken.jpg", "plates/gate 1/car.jpg", "vehicle-licenses/front.jpg"]
+    assert "IMAGE_CORRUPT" in by_object["plates/broken.jpg"] and "FAILED" in by_object["plates/broken.jpg"]
+    assert "沪A12345" in by_object["plates/gate 1/car.jpg"] and "SUCCEEDED" in by_object["plates/gate 1/car.jpg"]
+    assert "LSVAU218XN2183294" in by_object["vehicle-licenses/front.jpg"]
+    # And it is neither JSON nor coloured, and names no owner or address
+    assert not result.stdout.lstrip().startswith(("[", "{")) and "\x1b[" not in result.stdout
+    assert OWNER not in result.stdout and ADDRESS not in result.stdout
+
+
+def test_results_filters_and_limits_the_table(recognised):
+    # Given the same stack
+    # When only failures are asked for, and then only the newest record
+    failed = run_cli("results", "--api", recognised.api_url, "--status", "FAILED")
+    newest = run_cli("results", "--api", recognised.api_url, "--limit", "1")
+    # Then each table holds just those rows
+    assert failed.returncode == 0 and newest.returncode == 0, failed.stderr + newest.stderr
+    assert [line.split()[:3] for line in failed.stdout.splitlines()[1:]] == [["plates/broken.jpg", "plate", "FAILED"]]
+    assert len(newest.stdout.splitlines()) == 2
+
+
+def test_results_json_has_every_field_only_when_asked(recognised):
+    # Given the same stack
+    # When `vehicle-ocr results --json` runs
+    result = run_cli("results", "--api", recognised.api_url, "--json")
+    # Then stdout is the records as JSON, every field, the licence's owner and address included
+    assert result.returncode == 0, result.stderr
+    records = json.loads(result.stdout)
+    assert sorted(record["source"]["key"] for record in records) == [
+        "plates/broken.jpg",
+        "plates/gate 1/car.jpg",
+        "vehicle-licenses/front.jpg",
+    ]
+    (licence,) = [record for record in records if record["kind"] == "vehicle_license"]
+    assert licence["vehicle_license"]["owner"] == OWNER
+    assert licence["vehicle_license"]["address"] == ADDRESS

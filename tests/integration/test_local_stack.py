@@ -189,11 +189,18 @@ def test_up_command_serves_aws_and_the_api_until_stopped(upstream_env, tmp_path,
         assert sorted(item["source"]["key"] for item in items) == ["plates/car 1.jpg", "vehicle-licenses/front.jpg"]
         assert {item["status"] for item in items} == {"SUCCEEDED"}
 
-        # And `vehicle-ocr results` reads them too
+        # And `vehicle-ocr results` reads them too: a table, and with --json every field
         listed = subprocess.run(  # noqa: S603
             [str(VENV_BIN / "vehicle-ocr"), "results", "--api", api], capture_output=True, text=True, check=True
         )
-        assert len(json.loads(listed.stdout)) == 2
+        assert len(listed.stdout.splitlines()) == 3  # the header and two rows
+        as_json = subprocess.run(  # noqa: S603
+            [str(VENV_BIN / "vehicle-ocr"), "results", "--api", api, "--json"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert len(json.loads(as_json.stdout)) == 2
     finally:
         # When it is stopped
         process.send_signal(signal.SIGTERM)
