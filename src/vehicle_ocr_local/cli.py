@@ -21,6 +21,7 @@ import os
 import signal
 import sys
 import threading
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -354,7 +355,31 @@ def run_redrive(args: argparse.Namespace) -> int:
     )
     for line in report.kept:
         print(f"  kept {line}")
+    if report.in_flight:
+        print(in_flight_line(report.in_flight, report.visibility_timeout_s or 0))
     return 0 if not report.kept else 1
+
+
+def in_flight_line(count: int, visibility_timeout_s: int, now: datetime | None = None) -> str:
+    """Why "redriven 0" may not mean "nothing to do": messages another reader holds, and when they return."""
+    from vehicle_ocr_local.redrive import VISIBILITY_S
+
+    back_by = (now or datetime.now().astimezone()) + timedelta(seconds=visibility_timeout_s)
+    messages, they = ("message is", "it comes") if count == 1 else ("messages are", "they come")
+    return (
+        f"{count} {messages} in flight (received by another reader, invisible, not redriven): {they} back "
+        f"within the queue's VisibilityTimeout of {duration(visibility_timeout_s)}, by about {back_by:%H:%M:%S}, "
+        f"unless the reader asked for longer (`vehicle-ocr redrive` itself holds what it keeps for "
+        f"{duration(VISIBILITY_S)}); run `vehicle-ocr redrive` again then"
+    )
+
+
+def duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.0f} h"
 
 
 if __name__ == "__main__":

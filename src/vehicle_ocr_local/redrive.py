@@ -6,6 +6,10 @@ the local stack's notification queue. The event carries a redrive marker, which 
 pipeline replace the upload's FAILED record (never a SUCCEEDED one) with the new outcome.
 A message is deleted only once its re-run has reached a terminal outcome: the record was
 announced again after the redrive started. Anything else stays in the queue for next time.
+
+Messages someone else has just received (``aws sqs receive-message``, another redrive) are
+invisible and cannot be redriven: the report counts them, with the queue's visibility timeout,
+so that "redriven 0" does not read as "nothing to do".
 """
 
 from __future__ import annotations
@@ -31,6 +35,11 @@ class RedriveReport:
     outcomes: dict[str, str] = field(default_factory=dict)  # record id → SUCCEEDED or the new error code
     kept: list[str] = field(default_factory=list)  # messages left in the queue, with why
     skipped: int = 0  # messages whose code was not selected
+    # Before this pass received anything: messages invisible because another reader holds them
+    # (SQS ApproximateNumberOfMessagesNotVisible), and the queue's VisibilityTimeout in seconds,
+    # within which they come back unless the reader asked for a longer one. None: not readable.
+    in_flight: int | None = None
+    visibility_timeout_s: int | None = None
 
 
 def redrive_event(message: dict[str, Any], *, message_id: str) -> dict[str, Any]:
@@ -50,6 +59,19 @@ def redrive_event(message: dict[str, Any], *, message_id: str) -> dict[str, Any]
             }
         ],
     }
+
+
+def in_flight(sqs: Any, queue_url: str) -> tuple[int | None, int | None]:
+    """(messages invisible now, the queue's VisibilityTimeout); (None, None) without sqs:GetQueueAttributes."""
+    from botocore.exceptions import ClientError
+
+    try:
+        attributes = sqs.get_queue_attributes(
+            QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessagesNotVisible", "VisibilityTimeout"]
+        )["Attributes"]
+    except ClientError:
+        return None, None
+    return int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)), int(attributes.get("VisibilityTimeout", 30))
 
 
 def receive(sqs: Any, queue_url: str, *, limit: int) -> Iterable[dict[str, Any]]:
@@ -82,6 +104,7 @@ def redrive(
 ) -> RedriveReport:
     """Re-run the selected failures; delete each message once its re-run is terminal."""
     report = RedriveReport()
+    report.in_flight, report.visibility_timeout_s = in_flight(sqs, failure_queue_url)
     selected: list[tuple[dict[str, Any], dict[str, Any]]] = []
     not_selected: list[str] = []
     # First take every message (they stay invisible meanwhile), so that neither the unselected

@@ -72,6 +72,7 @@ def test_redrive_after_top_up_reruns_only_the_chosen_code(running_stack, fake_up
     # Then both re-ran to SUCCEEDED, their messages are gone, and the corrupt image's message stays
     assert sorted(report.outcomes.values()) == ["SUCCEEDED", "SUCCEEDED"]
     assert report.skipped == 1 and report.kept == []
+    assert report.in_flight == 0  # nobody else held a message
     time.sleep(0.5)
     assert failures(stack) == 1
     records = requests.get(f"{stack.api_url}/results", params={"limit": 10}, timeout=10).json()["items"]
@@ -115,6 +116,42 @@ def test_redrive_command_against_the_local_stack(running_stack, fake_upstream):
     # deleted, the new one is in the queue, and the upload still has one record
     assert result.returncode == 0, result.stdout + result.stderr
     assert "redriven 1: 0 SUCCEEDED, 1 FAILED again" in result.stdout
+    assert "in flight" not in result.stdout  # nobody else held a message
     assert failures(stack) == 1
     records = requests.get(f"{stack.api_url}/results", timeout=10).json()["items"]
     assert [(r["source"]["key"], r["error"]["code"]) for r in records] == [("plates/still.jpg", "150")]
+
+
+def test_redrive_right_after_someone_read_the_queue_says_what_is_in_flight(running_stack, fake_upstream):
+    stack = running_stack
+    sqs, queue_url = stack.client("sqs"), stack.resources.refs["FailureQueue"]
+    # Given a failure whose message someone has just received (it is invisible for the queue's VisibilityTimeout)
+    image = make_jpeg(seed=54)
+    fake_upstream.set_answer(image, Reply(code=150))
+    stack.upload("plates/held.jpg", image)
+    assert stack.wait_for(1, timeout_s=60) == 1
+    visibility_timeout = int(
+        sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["VisibilityTimeout"])["Attributes"][
+            "VisibilityTimeout"
+        ]
+    )
+    assert len(sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]) == 1
+
+    # When `vehicle-ocr redrive` runs right after
+    result = subprocess.run(  # noqa: S603 - our own console script
+        [str(VENV_BIN / "vehicle-ocr"), "redrive", "--endpoint", stack.aws_endpoint, "--timeout", "5"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"},
+        timeout=60,
+    )
+
+    # Then it redrove nothing, and says one message is in flight and when it comes back
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "redriven 0:" in result.stdout
+    assert "1 message is in flight" in result.stdout
+    assert f"VisibilityTimeout of {visibility_timeout} s" in result.stdout
+    # And the message was left alone: still in the queue, the upload still FAILED with its code
+    assert failures(stack) == 1
+    records = requests.get(f"{stack.api_url}/results", timeout=10).json()["items"]
+    assert [(r["source"]["key"], r["error"]["code"]) for r in records] == [("plates/held.jpg", "150")]
