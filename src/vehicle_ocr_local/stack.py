@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import errno
 import gc
 import importlib.util
 import json
@@ -34,7 +35,7 @@ import boto3
 import requests
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from moto.server import ThreadedMotoServer
-from werkzeug.serving import make_server
+from werkzeug.serving import get_sockaddr, make_server, select_address_family
 
 from vehicle_ocr_local.api_gateway import LocalApiServer, LocalLambdaContext, routes_from_template
 from vehicle_ocr_local.template import LOCAL_BUCKET, REGION, LocalResources, create_resources, load_template
@@ -55,6 +56,43 @@ def _logger_levels() -> dict[str, int]:
         for name, logger in logging.root.manager.loggerDict.items()
         if isinstance(logger, logging.Logger)
     }
+
+
+class PortInUseError(Exception):
+    """A port the stack needs is taken (another `vehicle-ocr up`, LocalStack, ...); ``option`` picks another."""
+
+    def __init__(self, port: int, option: str) -> None:
+        self.port = port
+        self.option = option
+        super().__init__(port, option)
+
+    def __str__(self) -> str:
+        return f"port {self.port} is in use (another `vehicle-ocr up`?); choose another with {self.option}"
+
+
+def listening_socket(host: str, port: int, option: str) -> socket.socket:
+    """A socket bound and listening on ``host:port`` as the servers bind theirs (SO_REUSEADDR).
+
+    A port something else listens on raises :class:`PortInUseError`, at once and in the caller's thread.
+    """
+    family = select_address_family(host, port)
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(get_sockaddr(host, port, family))
+        sock.listen(128)
+    except OSError as error:
+        sock.close()
+        if error.errno == errno.EADDRINUSE:
+            raise PortInUseError(port, option) from None
+        raise
+    return sock
+
+
+def check_port_free(host: str, port: int, option: str) -> None:
+    """Raise :class:`PortInUseError` if ``host:port`` cannot be bound now (port 0 always can)."""
+    if port:
+        listening_socket(host, port, option).close()
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -103,15 +141,25 @@ def apply_log_level(module: ModuleType, environment: Mapping[str, str]) -> None:
 
 
 class SerializedMotoServer(ThreadedMotoServer):
-    """moto's server, answering one request at a time.
+    """moto's server, answering one request at a time, and failing fast on a port that is taken.
 
     moto's backends are not thread-safe: concurrent requests (the dispatcher runs several
     invocations at once) lose writes and fail with "dictionary changed size during
     iteration". SQS long polls stay outside the lock: they wait for a SendMessage that
     would otherwise never get in.
+
+    moto binds its port in the server thread and waits, without a timeout, for that thread to
+    say it is ready: on a taken port werkzeug prints "Port N is in use" and exits the thread,
+    and the caller waits forever (signals included). Here the port is bound in the caller's
+    thread before the server thread starts, so a taken port raises :class:`PortInUseError`,
+    and the thread only serves.
     """
 
-    def _server_entry(self) -> None:
+    def __init__(self, ip_address: str = "127.0.0.1", port: int = 0, verbose: bool = False, option: str = "--aws-port"):
+        super().__init__(ip_address=ip_address, port=port, verbose=verbose)
+        self._option = option
+
+    def _make_app(self) -> Callable[..., Any]:
         app = DomainDispatcherApplication(create_backend_app)
         lock = threading.Lock()
 
@@ -121,9 +169,43 @@ class SerializedMotoServer(ThreadedMotoServer):
             with lock:
                 return list(app(environ, start_response))  # the whole response, inside the lock
 
-        self._server = make_server(self._ip_address, self._port, serialized, True, request_handler=MotoRequestHandler)
+        return serialized
+
+    def start(self) -> None:
+        sock = listening_socket(self._ip_address, self._port, self._option)
+        try:
+            self._server = make_server(
+                self._ip_address,
+                self._port,
+                self._make_app(),
+                True,
+                request_handler=MotoRequestHandler,
+                fd=sock.fileno(),  # werkzeug serves a duplicate of this socket
+            )
+        finally:
+            sock.close()
+        self._port = self._server.port
+        self._thread = threading.Thread(target=self._server.serve_forever, name="local-moto-server", daemon=True)
+        self._thread.start()
         self._server_ready_event.set()
-        self._server.serve_forever()
+
+    def _server_entry(self) -> None:  # pragma: no cover - start() never runs moto's own entry
+        raise RuntimeError("SerializedMotoServer binds in start()")
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    def stop(self) -> None:
+        self._server_ready_event.clear()
+        server, thread = self._server, self._thread
+        if server is not None:
+            server.shutdown()
+            server.server_close()  # moto's stop() leaves the listening socket open
+        if thread is not None:
+            thread.join(timeout=30)
+        self._server = None
+        self._thread = None
 
 
 @dataclass
@@ -186,14 +268,29 @@ class LocalStack:
         self.stop()
 
     def start(self) -> LocalStack:
-        config = self.config
+        """Start the emulator, create the resources, load the functions, serve the query API.
+
+        A port that is taken raises :class:`PortInUseError` within moments, with nothing left running.
+        """
         self._saved_environment = dict(os.environ)
         self._saved_levels = _logger_levels()
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        config = self.config
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
-        aws_port = config.aws_port or free_port(config.host)
-        self._moto = SerializedMotoServer(ip_address=config.host, port=aws_port, verbose=False)
-        self._moto.start()
-        self.aws_endpoint = f"http://{config.host}:{aws_port}"
+        # Both ports first, before anything slow: a second `vehicle-ocr up` fails in a moment.
+        check_port_free(config.host, config.api_port, "--api-port")
+        moto = SerializedMotoServer(ip_address=config.host, port=config.aws_port, option="--aws-port")
+        moto.start()
+        self._moto = moto
+        host = f"[{config.host}]" if ":" in config.host else config.host
+        self.aws_endpoint = f"http://{host}:{moto.port}"
         # moto keeps its state per process, not per server: start from empty, as a new stack would.
         requests.post(f"{self.aws_endpoint}/moto-api/reset", timeout=30).raise_for_status()
         # Every boto3 client in this process, the handlers' included, talks to the emulator with
@@ -208,13 +305,8 @@ class LocalStack:
             AWS_REGION=REGION,
             POWERTOOLS_TRACE_DISABLED="1",
         )
-        try:
-            self._create_resources()
-            self._start_functions()
-        except BaseException:
-            self.stop()
-            raise
-        return self
+        self._create_resources()
+        self._start_functions()
 
     def stop(self) -> None:
         self._stopping.set()
@@ -346,10 +438,16 @@ class LocalStack:
             self.query.lambda_handler,
             routes,
             host=self.config.host,
-            port=self.config.api_port or free_port(self.config.host),
+            port=self.config.api_port,
             function_name="QueryFunction",
         )
-        self._api.start()
+        try:
+            self._api.start()
+        except OSError as error:
+            self._api = None
+            if error.errno == errno.EADDRINUSE:  # taken since start() checked it
+                raise PortInUseError(self.config.api_port, "--api-port") from None
+            raise
         self.api_url = self._api.url
 
     # ------------------------------------------------------------------------------------------ dispatcher
