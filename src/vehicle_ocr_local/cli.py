@@ -6,6 +6,7 @@ vehicle-ocr upload FILE... --kind plate                put images into a running
 vehicle-ocr results [--kind K] [--status S] [--json]   what a running stack recognised: a table (never
                                                        an owner or address), or every field as JSON
 vehicle-ocr redrive [--code C]                          re-run failures from the failure queue
+vehicle-ocr --version
 
 An ordinary mistake (nothing listening on the endpoint, no such file, a port in use) ends the
 command with one line on stderr and a non-zero status (2: bad usage, 1: the operation failed);
@@ -34,8 +35,19 @@ PREFIXES = {"plate": "plates/", "vehicle_license": "vehicle-licenses/"}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 
 
+def package_version() -> str:
+    """The installed package's version, or "unknown" when it runs from a tree that was never installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("vehicle-ocr")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vehicle-ocr", description="vehicle-ocr's local stack")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     up = commands.add_parser("up", help="run the stack until interrupted")
@@ -111,7 +123,7 @@ def run_up(args: argparse.Namespace) -> int:
         bucket = config.bucket
         print(f"AWS endpoint : {stack.aws_endpoint}")
         aws = f"aws --endpoint-url {stack.aws_endpoint}"
-        print(f"  upload     : {aws} s3 cp car.jpg s3://{bucket}/plates/car.jpg")
+        print(f"  upload     : {aws} s3 cp samples/plates/001-blue-regular.jpg s3://{bucket}/plates/car.jpg")
         print(f"  successes  : {aws} sqs receive-message --queue-url {stack.events_queue_url}")
         print(f"  failures   : {aws} sqs receive-message --queue-url {stack.resources.refs['FailureQueue']}")
         print(f"Query API    : {stack.api_url}   (curl {stack.api_url}/results)")

@@ -6,8 +6,10 @@ non-zero status (2: bad usage, 1: the operation failed), never a traceback.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -193,3 +195,53 @@ def test_results_json_has_every_field_only_when_asked(recognised):
     (licence,) = [record for record in records if record["kind"] == "vehicle_license"]
     assert licence["vehicle_license"]["owner"] == OWNER
     assert licence["vehicle_license"]["address"] == ADDRESS
+
+
+# ------------------------------------------------------------------------------------------------ version, README
+def test_version_is_the_installed_package_version():
+    # Given the installed package
+    # When `vehicle-ocr --version` runs
+    result = run_cli("--version")
+    # Then it prints the package's version and exits 0
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"vehicle-ocr {importlib.metadata.version('vehicle-ocr')}"
+    assert "unknown" not in result.stdout
+
+
+def test_version_without_package_metadata_is_unknown():
+    # Given a run where the package's metadata cannot be found (a tree that was never installed)
+    program = (
+        "import importlib.metadata as m, sys\n"
+        "found = m.version\n"
+        "def version(name):\n"
+        "    if name == 'vehicle-ocr': raise m.PackageNotFoundError(name)\n"
+        "    return found(name)\n"
+        "m.version = version\n"
+        "from vehicle_ocr_local.cli import main\n"
+        "sys.exit(main(['--version']))\n"
+    )
+    # When --version is asked for
+    result = subprocess.run(  # noqa: S603 - this interpreter
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60
+    )
+    # Then it says "unknown" rather than failing
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "vehicle-ocr unknown"
+
+
+def quick_start() -> str:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    return readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+
+
+def test_quick_start_names_only_files_that_exist():
+    # Given the README's Quick start, run from the repository's root of a fresh clone
+    section = quick_start()
+    # When every file it copies or uploads is looked up
+    paths = re.findall(r"\bsamples/[^\s\"'`]+", section)
+    # Then there are some, each exists (a pattern matches at least one image), and no upload names a bare pattern
+    assert paths
+    for path in paths:
+        assert sorted(ROOT.glob(path)), f"the Quick start names {path}, which is not in the repository"
+    assert not re.search(r"vehicle-ocr upload \*", section)
+    assert not re.search(r"\bcp (car|licence)\.jpg", section)
