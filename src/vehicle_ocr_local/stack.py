@@ -16,6 +16,7 @@ from __future__ import annotations
 import errno
 import gc
 import importlib.util
+import itertools
 import json
 import logging
 import os
@@ -30,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+from urllib.parse import unquote_plus
 
 import boto3
 import requests
@@ -208,6 +210,85 @@ class SerializedMotoServer(ThreadedMotoServer):
         self._thread = None
 
 
+class ObjectVersions:
+    """Give moto's S3 events what S3's carry: the object's ``versionId`` and a ``sequencer``.
+
+    moto's events name neither. S3's sequencer is a hex string; of two events for one key, the
+    later write's compares greater (after right-padding the shorter with zeros). Here every
+    version of a key gets a fixed-width sequencer the first time it is seen, in the order the
+    bucket lists the key's versions (the order they were written), so that order holds however
+    the dispatcher's threads interleave. An event is matched to its version by ETag: the oldest
+    version with the event's ETag that no earlier event was given (an image uploaded twice has
+    two versions with one ETag, and two events). A version that has gone (deleted before its
+    event was handled) leaves the event as moto sent it.
+    """
+
+    WIDTH = 18  # S3's sequencers are 16 to 18 hex digits
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counter = itertools.count(1)
+        self._sequencers: dict[tuple[str, str], dict[str, str]] = {}  # (bucket, key) -> version -> sequencer
+        self._announced: dict[tuple[str, str], set[str]] = {}  # versions an event was matched to
+
+    def complete(self, s3: Any, event: Any) -> None:
+        """Add ``versionId`` and ``sequencer`` to the event's ObjectCreated records that lack them, in place."""
+        records = event.get("Records") if isinstance(event, dict) else None
+        for record in records if isinstance(records, list) else []:
+            try:
+                if not str(record.get("eventName") or "").startswith("ObjectCreated:"):
+                    continue
+                bucket, obj = record["s3"]["bucket"]["name"], record["s3"]["object"]
+                if obj.get("versionId") and obj.get("sequencer"):
+                    continue
+                self._complete_object(s3, bucket, unquote_plus(obj["key"]), obj)
+            except (KeyError, TypeError, AttributeError):
+                continue  # a malformed record: the handler reports it as such
+            except Exception:  # the emulator is unreachable (stopping): deliver the event as it is
+                log.debug("could not read the versions of an object", exc_info=True)
+
+    def _complete_object(self, s3: Any, bucket: str, key: str, obj: dict[str, Any]) -> None:
+        with self._lock:
+            versions = self._list_versions(s3, bucket, key)  # oldest first: (identity, version id, etag)
+            sequencers = self._sequencers.setdefault((bucket, key), {})
+            for identity, _, _ in versions:
+                if identity not in sequencers:
+                    sequencers[identity] = f"{next(self._counter):0{self.WIDTH}X}"
+            announced = self._announced.setdefault((bucket, key), set())
+            if obj.get("versionId"):  # e.g. a redrive: the version is known, its sequencer is not
+                identity = str(obj["versionId"])
+            else:
+                etag = str(obj.get("eTag") or "").strip('"')
+                matching = [identity for identity, _, version_etag in versions if version_etag == etag]
+                unannounced = [identity for identity in matching if identity not in announced]
+                if not unannounced:
+                    return
+                identity = unannounced[0]
+                announced.add(identity)
+                version_id = next(version for name, version, _ in versions if name == identity)
+                if version_id:
+                    obj["versionId"] = version_id
+            if identity in sequencers:
+                obj["sequencer"] = sequencers[identity]
+
+    @staticmethod
+    def _list_versions(s3: Any, bucket: str, key: str) -> list[tuple[str, str | None, str]]:
+        found: list[tuple[str, str | None, str]] = []
+        for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=key):
+            for version in page.get("Versions", []):
+                if version["Key"] != key:
+                    continue
+                etag = str(version.get("ETag") or "").strip('"')
+                version_id = version.get("VersionId")
+                if not version_id or version_id == "null":  # an unversioned bucket: only the current object
+                    identity = f"null:{etag}:{version.get('LastModified')}"
+                    found.append((identity, None, etag))
+                else:
+                    found.append((version_id, version_id, etag))
+        found.reverse()  # S3 lists a key's versions newest first
+        return found
+
+
 @dataclass
 class DispatchStats:
     """What the dispatcher did; read by `demo` for its progress bar."""
@@ -259,6 +340,7 @@ class LocalStack:
         self.query: ModuleType | None = None
         self.notification_queue_url = ""
         self.events_queue_url = ""
+        self._versions = ObjectVersions()
 
     # ------------------------------------------------------------------------------------------ lifecycle
     def __enter__(self) -> LocalStack:
@@ -452,7 +534,7 @@ class LocalStack:
 
     # ------------------------------------------------------------------------------------------ dispatcher
     def _dispatch(self) -> None:
-        sqs = self.client("sqs")
+        sqs, s3 = self.client("sqs"), self.client("s3")
         while not self._stopping.is_set():
             try:
                 messages = sqs.receive_message(
@@ -469,8 +551,10 @@ class LocalStack:
                 continue
             for message in messages:
                 event = json.loads(message["Body"])
+                self._versions.complete(s3, event)
                 if self.config.duplicate_deliveries and "MessageAttributes" not in message:
-                    self._deliver_again(sqs, message["Body"], self.config.duplicate_deliveries(event))
+                    body = json.dumps(event, ensure_ascii=False)  # the copies carry the same version and sequencer
+                    self._deliver_again(sqs, body, self.config.duplicate_deliveries(event))
                 self._invoke_async(event)
                 sqs.delete_message(QueueUrl=self.notification_queue_url, ReceiptHandle=message["ReceiptHandle"])
 
