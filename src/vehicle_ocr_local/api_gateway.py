@@ -39,6 +39,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
@@ -57,6 +58,10 @@ DEFAULT_API_ID = "1234567890"  # what `sam local generate-event apigateway aws-p
 # RFC 3986 pchar plus "/"; "%" is kept so that escapes already in the request survive unchanged.
 _PATH_SAFE = "/%:@!$&'()*+,;=-._~"
 _PARAMETER = re.compile(r"^\{([^{}/+]+)(\+?)\}$")
+# Bytes a conforming client never sends raw in a request line: non-ASCII (raw UTF-8 from curl) and controls.
+# http.server decodes the line as latin-1 and splits it on str.split()'s whitespace, which takes 0x85 (NEL),
+# 0xA0 (NBSP) and 0x1C-0x1F for separators: 入 is E5 85 A5, so "GET /plates/入 HTTP/1.1" had four words.
+_UNSAFE_REQUEST_LINE_BYTES = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\xff]")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 # Response fields of payload format 1.0; API Gateway rejects anything else as a malformed proxy response.
 _RESPONSE_FIELDS = frozenset({"statusCode", "headers", "multiValueHeaders", "body", "isBase64Encoded"})
@@ -480,6 +485,35 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug("local API: " + format, *args)
+
+    def parse_request(self) -> bool:
+        """Percent-encode raw non-ASCII (and control) bytes of the request line first, as conforming clients do.
+
+        API Gateway answers ``GET /plates/沪A0762学`` sent raw (curl sends what it is given) as it answers the
+        percent-encoded spelling; http.server would split the line inside a character (see above).
+        """
+        line = self.raw_requestline
+        body, ending = (line[:-2], line[-2:]) if line.endswith(b"\r\n") else (line.rstrip(b"\n"), b"\n")
+        self.raw_requestline = _UNSAFE_REQUEST_LINE_BYTES.sub(lambda m: b"%%%02X" % m.group()[0], body) + ending
+        return super().parse_request()
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's own refusals (malformed request line, headers too long, ...) as JSON, never HTML."""
+        if self.request_version == "HTTP/0.9":  # the line did not parse: answer with a status line all the same
+            self.request_version = "HTTP/1.1"
+        self.close_connection = True
+        if code == HTTPStatus.NOT_IMPLEMENTED:  # a method http.server has no do_ for: no such method on the API
+            response = missing_authentication_token()
+        else:
+            try:
+                phrase = HTTPStatus(code).phrase
+            except ValueError:
+                phrase = "Bad Request"
+            response = _gateway_error(
+                code, phrase, "BadRequestException" if code < 500 else "InternalServerErrorException"
+            )
+        status, headers, body = response
+        self._send(status, [*headers, ("Connection", "close")], body, request_id=str(uuid.uuid4()))
 
     def _read_body(self) -> bytes:
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():

@@ -13,7 +13,7 @@ import socket
 import threading
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import pytest
 import requests
@@ -158,6 +158,55 @@ def test_raw_utf8_plate_in_the_request_line_arrives_like_the_encoded_one(server:
     assert status == 200
     assert answer["event"]["pathParameters"] == {"number": PLATE_ENCODED}
     assert answer["decoded"] == PLATE
+
+
+@pytest.mark.parametrize("plate", ["沪A0762入", "沪A0762学", "粤B·12345"])  # 入 is E5 85 A5: 0x85 is latin-1 NEL
+def test_raw_utf8_with_bytes_latin1_calls_whitespace_is_answered_as_json(server: LocalApiServer, plate: str) -> None:
+    # Given a client (curl) that sends a plate as raw UTF-8, with bytes that are whitespace when read as latin-1
+    request = b"GET /plates/" + plate.encode() + b" HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+
+    # When it is sent
+    status, headers, body = raw_request(server, request)
+
+    # Then it reaches the function like the percent-encoded spelling (no HTML 400 from http.server)
+    assert status == 200, body
+    assert headers["content-type"] == ["application/json"]
+    answer = json.loads(body)
+    assert answer["event"]["pathParameters"] == {"number": quote(plate, safe="")}
+    assert answer["decoded"] == plate
+
+
+def test_raw_utf8_query_string_is_decoded_as_utf8(server: LocalApiServer) -> None:
+    # Given `curl "http://127.0.0.1:3000/results?key=plates/沪入A.jpg"`: raw UTF-8 after the "?"
+    key = "plates/沪入 A.jpg"
+    request = (
+        b"GET /results?bucket=vehicle-ocr-images&key="
+        + key.replace(" ", "+").encode()
+        + b" HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+
+    # When it is sent
+    status, _, body = raw_request(server, request)
+
+    # Then the function gets the key decoded as UTF-8, as API Gateway hands it over
+    assert status == 200, body
+    assert json.loads(body)["event"]["queryStringParameters"] == {"bucket": "vehicle-ocr-images", "key": key}
+
+
+def test_a_request_line_http_server_cannot_parse_is_answered_as_json_not_html(server: LocalApiServer) -> None:
+    # Given request lines http.server refuses: too many words, and a method it has no handler for
+    for request, expected in (
+        (b"GET /plates/a b c HTTP/1.1\r\nHost: localhost\r\n\r\n", 400),
+        (b"BREW /results HTTP/1.1\r\nHost: localhost\r\n\r\n", 403),
+    ):
+        # When one is sent
+        status, headers, body = raw_request(server, request)
+
+        # Then the answer is JSON with a status, never http.server's HTML page
+        assert status == expected
+        assert headers["content-type"] == ["application/json"]
+        assert "message" in json.dumps(json.loads(body))
+        assert b"<html" not in body.lower()
 
 
 def test_middle_dot_encoded_as_c2_b7_is_routed_and_decodes_to_the_dot(server: LocalApiServer) -> None:
