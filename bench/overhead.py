@@ -32,7 +32,7 @@ from bench.common import (
     sample_images,
     upload,
 )
-from vehicle_ocr.bootstrap import AWS_CONFIG
+from vehicle_ocr.aws import AWS_CONFIG
 from vehicle_ocr_local.api_gateway import LocalLambdaContext
 
 TARGET = 1.25

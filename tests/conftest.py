@@ -3,12 +3,9 @@ the local upstream server, and the real RecognizeFunction handler loaded under i
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import os
-import socket
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,7 +20,7 @@ from PIL import Image, ImageDraw
 
 pytest.register_assert_rewrite("tests.fakes")  # before importing from it, so its asserts are rewritten too
 from tests.fakes.fixtures import APIZERO_TEST_KEY, TIANAPI_TEST_KEY  # noqa: E402
-from vehicle_ocr_local.stack import apply_log_level  # noqa: E402
+from vehicle_ocr_local.stack import free_port, load_function  # noqa: E402
 from vehicle_ocr_local.template import SSM_KEY_PARAMETERS, create_resources  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,12 +40,6 @@ os.environ.update(
     POWERTOOLS_SERVICE_NAME="vehicle-ocr",
     POWERTOOLS_METRICS_NAMESPACE="VehicleOcr",
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -184,15 +175,9 @@ def lambda_context() -> FakeLambdaContext:
 
 
 def load_function_module(function: str, module_name: str) -> Any:
-    """Import functions/<function>/app.py under a distinct name: two app.py files must not collide."""
-    path = ROOT / "functions" / function / "app.py"
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
-    apply_log_level(module, os.environ)
-    return module
+    """Import functions/<function>/app.py under a distinct name (two app.py files must not collide),
+    with the environment the test set: the local stack's own loader."""
+    return load_function(function, module_name, os.environ)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from vehicle_ocr.bootstrap import AWS_CONFIG
+from vehicle_ocr.aws import AWS_CONFIG
 from vehicle_ocr.errors import ConfigurationError
 from vehicle_ocr.queries import ResultsQueries
 from vehicle_ocr.query_api import QueryApi

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from vehicle_ocr.bootstrap import build_pipeline
@@ -39,6 +39,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     metrics.add_metric(name="UpstreamCalls", unit=MetricUnit.Count, value=sum(o.upstream_calls for o in outcomes))
     if possibly_billed := sum(o.possibly_billed for o in outcomes):
         metrics.add_metric(name="UpstreamPossiblyBilledCalls", unit=MetricUnit.Count, value=possibly_billed)
+    for provider, code in (step for o in outcomes for step in o.fallbacks):
+        # One metric per provider and code: which provider could not answer, and why.
+        with single_metric(name="ProviderFallbacks", unit=MetricUnit.Count, value=1) as metric:
+            metric.add_dimension(name="provider", value=provider)
+            metric.add_dimension(name="code", value=code)
     if parsed.malformed:
         metrics.add_metric(name="MalformedEventRecords", unit=MetricUnit.Count, value=len(parsed.malformed))
     return {

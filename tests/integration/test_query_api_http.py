@@ -30,7 +30,7 @@ def test_curl_style_requests_reach_the_real_handler(query_app, seeded):
         bad = requests.get(f"{server.url}/results", params={"limit": "0"}, timeout=10)
         openapi = requests.get(f"{server.url}/openapi.json", timeout=10)
 
-    # Then the answers are the handler's, with DESIGN.md's shapes and status codes
+    # Then the answers are the handler's, with docs/contract.md's shapes and status codes
     assert plate.status_code == 200
     assert len(plate.json()["items"]) == 3 and plate.json()["cursor"]
     assert record.status_code == 200 and record.json()["id"] == record_id

@@ -104,7 +104,7 @@ def test_plate_record_has_design_shape(stack, recognize_app, lambda_context, fak
     # When the handler runs
     recognize_app.lambda_handler(event, lambda_context)
 
-    # Then the record is DESIGN.md's: decoded key, content hash, normalised plate
+    # Then the record is docs/contract.md's: decoded key, content hash, normalised plate
     (record,) = stack.records()
     assert record["kind"] == "plate"
     assert record["status"] == "SUCCEEDED"

@@ -13,10 +13,11 @@ import sys
 import pytest
 from PIL import Image
 
-from tests.conftest import invoke_async, load_event, load_function_module, make_jpeg
+from tests.conftest import ROOT, invoke_async, load_event, load_function_module, make_jpeg
 from tests.fakes.upstream import Reply
 from tests.integration.test_recognize_events import stage_event
 from vehicle_ocr.codes import documented
+from vehicle_ocr.errors import ConfigurationError
 
 PLATE_KEY = "plates/cam1/car.jpg"
 LICENSE_KEY = "vehicle-licenses/front.jpg"
@@ -290,19 +291,57 @@ def test_unannounced_outcome_is_announced_on_retry_without_paying_again(
     assert len(stack.records()) == 1
 
 
-def test_local_provider_without_engine_fails_clearly(stack, recognize_env, lambda_context, fake_upstream, monkeypatch):
+def test_local_provider_without_engine_fails_the_cold_start(recognize_env, monkeypatch):
     # Given PLATE_PROVIDER=local in a deployment without the offline engine installed (the Lambda layer)
     monkeypatch.setenv("PLATE_PROVIDER", "local")
     monkeypatch.setitem(sys.modules, "vehicle_ocr_local.engine", None)  # import fails as if absent
-    from tests.conftest import load_function_module
 
-    app = load_function_module("recognize", "recognize_app_local")
+    # When the function starts
+    with pytest.raises(ConfigurationError) as caught:
+        load_function_module("recognize", "recognize_app_local")
+
+    # Then the cold start fails at once, saying how to install the engine (not a FAILED record per upload)
+    assert "vehicle-ocr[engine]" in str(caught.value)
+
+
+def test_chain_falls_back_to_the_offline_engine_when_the_quota_is_spent(
+    stack, recognize_env, lambda_context, fake_upstream, monkeypatch
+):
+    # Given the chain tianapi,local and tianapi out of quota (150)
+    monkeypatch.setenv("PLATE_PROVIDERS", "tianapi,local")
+    app = load_function_module("recognize", "recognize_app_chain")
+    fake_upstream.script("tianapi", [Reply(code=150)] * 3)
+    photo = (ROOT / "samples" / "plates" / "001-blue-regular.jpg").read_bytes()
+    expected = json.loads((ROOT / "samples" / "ground_truth.json").read_text(encoding="utf-8"))
+
+    # When a plate photo is processed
+    run(stack, app, lambda_context, "s3-put-plate.json", {PLATE_KEY: photo})
+
+    # Then the offline engine answered, and the record says who could not
+    (record,) = stack.records()
+    assert record["status"] == "SUCCEEDED"
+    assert record["provider"] == "local"
+    assert record["fallback"] == [{"provider": "tianapi", "code": "150"}]
+    assert [p["number"] for p in record["plates"]] == [
+        p["number"] for p in expected["plates/001-blue-regular.jpg"]["plates"]
+    ]
+    assert len(fake_upstream.calls) == 1 and fake_upstream.billed() == 0
+    assert stack.failure_messages() == []
+    (event,) = stack.success_events()
+    assert event["detail"]["id"] == record["id"]
+
+
+def test_chain_never_sends_an_unreadable_image_on(stack, recognize_env, lambda_context, fake_upstream, monkeypatch):
+    # Given the chain tianapi,local, and tianapi says the image cannot be read (250)
+    monkeypatch.setenv("PLATE_PROVIDERS", "tianapi,local")
+    app = load_function_module("recognize", "recognize_app_chain")
+    fake_upstream.script("tianapi", [Reply(code=250)])
 
     # When a plate image is processed
     run(stack, app, lambda_context, "s3-put-plate.json")
 
-    # Then it ends FAILED with PROVIDER_NOT_AVAILABLE, naming how to install it
+    # Then it ends FAILED with tianapi's code: the image's fault is not the provider's
     record, message = only_failure(stack)
-    assert record["error"]["code"] == message["attributes"]["error_code"] == "PROVIDER_NOT_AVAILABLE"
-    assert "vehicle-ocr[local]" in record["error"]["message"]
-    assert fake_upstream.calls == []
+    assert (record["provider"], record["error"]["code"]) == ("tianapi", "250")
+    assert message["attributes"]["error_code"] == "250"
+    assert "fallback" not in record

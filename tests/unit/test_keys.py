@@ -18,18 +18,20 @@ from moto.server import ThreadedMotoServer
 
 from vehicle_ocr.codes import Action
 from vehicle_ocr.errors import ConfigurationError, PipelineError
-from vehicle_ocr.keys import KEY_MAX_AGE_S, api_key_source
-from vehicle_ocr.settings import Settings
+from vehicle_ocr.providers.keys import KEY_MAX_AGE_S, api_key_source
+from vehicle_ocr.settings import ProviderSettings, Settings
+from vehicle_ocr_local.stack import free_port
 
 
-def settings(**overrides) -> Settings:
-    return Settings(results_table="t", failure_queue_url="q", event_bus_name="b", **overrides)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def settings(**values: str) -> Settings:
+    """Settings with ``tianapi_key``, ``apizero_key_parameter``... given; nothing else configured."""
+    providers = {
+        name: ProviderSettings(
+            name.upper(), key=values.get(f"{name}_key"), key_parameter=values.get(f"{name}_key_parameter")
+        )
+        for name in ("tianapi", "apizero")
+    }
+    return Settings(results_table="t", failure_queue_url="q", event_bus_name="b", providers=providers)
 
 
 @pytest.fixture(scope="module")

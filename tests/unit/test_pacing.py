@@ -91,8 +91,16 @@ def test_concurrent_callers_go_one_interval_apart():
 
 @pytest.mark.parametrize(("instances", "expected"), [(1, 2.0), (2, 1.0), (4, 0.5)])
 def test_each_instance_takes_an_equal_share_of_the_limit(instances, expected):
-    settings = Settings(
-        results_table="t", failure_queue_url="q", event_bus_name="b", apizero_rps=2.0, pacing_instances=instances
+    settings = Settings.from_env(
+        {
+            "RESULTS_TABLE": "t",
+            "FAILURE_QUEUE_URL": "q",
+            "EVENT_BUS_NAME": "b",
+            "TIANAPI_KEY": "k",
+            "APIZERO_KEY": "k",
+            "APIZERO_REQUESTS_PER_SECOND": "2",
+            "PACING_INSTANCES": str(instances),
+        }
     )
     assert settings.requests_per_second("apizero") == expected
     assert settings.requests_per_second("local") is None  # the offline engine is not paced

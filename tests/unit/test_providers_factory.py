@@ -11,21 +11,24 @@ import pytest
 # Fixtures fake_upstream, upstream_session, refused_url: tests/fakes/fixtures.py (plugin in tests/conftest.py).
 from tests.fakes.fixtures import APIZERO_TEST_KEY, TIANAPI_TEST_KEY
 from tests.fakes.upstream import DEFAULT_PLATE, DEFAULT_VEHICLE_LICENSE, Reply
-from vehicle_ocr.codes import Action
 from vehicle_ocr.errors import ConfigurationError, PipelineError
-from vehicle_ocr.providers import (
-    ApizeroVehicleLicenseRecognizer,
-    TianapiPlateRecognizer,
-    UnavailableRecognizer,
-    build_recognizers,
-)
+from vehicle_ocr.providers import ApizeroVehicleLicenseRecognizer, TianapiPlateRecognizer, build_recognizers
 from vehicle_ocr.providers.http import UpstreamLimits, new_session, post, shared_session
 from vehicle_ocr.settings import Settings
 
+ENV = {
+    "RESULTS_TABLE": "t",
+    "FAILURE_QUEUE_URL": "q",
+    "EVENT_BUS_NAME": "b",
+    "TIANAPI_KEY": TIANAPI_TEST_KEY,
+    "APIZERO_KEY": APIZERO_TEST_KEY,
+}
 
-def settings(**overrides) -> Settings:
-    values = {"tianapi_key": TIANAPI_TEST_KEY, "apizero_key": APIZERO_TEST_KEY} | overrides
-    return Settings(results_table="t", failure_queue_url="q", event_bus_name="b", **values)
+
+def settings(**env: str | None) -> Settings:
+    """Settings as the function reads them: ENV with some variables changed (None: unset)."""
+    merged = {name: value for name, value in (ENV | env).items() if value is not None}
+    return Settings.from_env(merged)
 
 
 @pytest.fixture
@@ -63,102 +66,105 @@ def stub_local_engine(tmp_path, monkeypatch):
 # --------------------------------------------------------------------------- build_recognizers
 
 
-def test_default_providers_are_built_by_kind(upstream_session):
+def test_default_providers_are_built_by_kind():
     """Given the default settings (tianapi for plates, apizero for vehicle licences),
-    when recognisers are built with a session,
-    then each kind maps to its provider with the configured URL, timeouts and that session."""
-    config = settings(connect_timeout_s=1.5, read_timeout_s=9.0)
+    when recognisers are built,
+    then each kind's chain is its provider, with the configured URL and timeouts, on the shared session."""
+    config = settings(UPSTREAM_CONNECT_TIMEOUT="1.5", UPSTREAM_READ_TIMEOUT="9")
 
-    built = build_recognizers(config, upstream_session)
+    built = build_recognizers(config)
 
     assert set(built) == {"plate", "vehicle_license"}
-    plate, licence = built["plate"], built["vehicle_license"]
+    (plate,), (licence,) = built["plate"], built["vehicle_license"]
     assert isinstance(plate, TianapiPlateRecognizer) and (plate.name, plate.kind) == ("tianapi", "plate")
     assert isinstance(licence, ApizeroVehicleLicenseRecognizer)
     assert (licence.name, licence.kind) == ("apizero", "vehicle_license")
-    assert (plate.url, licence.url) == (config.tianapi_url, config.apizero_url)
+    assert (plate.url, licence.url) == (config.provider("tianapi").url, config.provider("apizero").url)
     assert plate.timeout == licence.timeout == (1.5, 9.0)
-    assert plate._session is upstream_session and licence._session is upstream_session
+    assert plate._session is shared_session() and licence._session is shared_session()
 
 
-def test_built_recognizers_work_end_to_end(fake_upstream, upstream_session):
+def test_built_recognizers_work_end_to_end(fake_upstream):
     """Given settings pointing at the fake upstream with the right env keys,
     when both built recognisers are used,
     then each gets its provider's default answer."""
-    config = settings(tianapi_url=fake_upstream.tianapi_url, apizero_url=fake_upstream.apizero_url)
+    config = settings(TIANAPI_URL=fake_upstream.tianapi_url, APIZERO_URL=fake_upstream.apizero_url)
 
-    built = build_recognizers(config, upstream_session)
+    built = build_recognizers(config)
 
-    assert built["plate"].recognize(b"plate image").payload == [DEFAULT_PLATE]
-    assert built["vehicle_license"].recognize(b"licence image").payload == DEFAULT_VEHICLE_LICENSE
+    assert built["plate"][0].recognize(b"plate image").payload == [DEFAULT_PLATE]
+    assert built["vehicle_license"][0].recognize(b"licence image").payload == DEFAULT_VEHICLE_LICENSE
     assert fake_upstream.billed() == 2
 
 
 def test_without_a_session_the_process_wide_one_is_shared():
-    """Given no session,
-    when recognisers are built twice (two cold-start paths in one process),
+    """Given two cold-start paths in one process,
+    when recognisers are built twice,
     then all of them share the one process-wide pooled session."""
     first, second = build_recognizers(settings()), build_recognizers(settings())
 
-    sessions = {id(r._session) for r in (*first.values(), *second.values())}
+    sessions = {id(r._session) for chain in (*first.values(), *second.values()) for r in chain}
     assert sessions == {id(shared_session())}
 
 
-def test_local_without_the_engine_fails_each_upload_clearly(no_local_engine):
-    """Given PLATE_PROVIDER=local and LICENSE_PROVIDER=local but no offline engine installed,
-    when recognisers are built and used,
-    then building succeeds and every recognise raises PROVIDER_NOT_AVAILABLE with the install hint."""
-    built = build_recognizers(settings(plate_provider="local", license_provider="local"))
+def test_local_without_the_engine_fails_the_cold_start_clearly(no_local_engine):
+    """Given PLATE_PROVIDER=local but no offline engine installed (the zip deployment),
+    when recognisers are built at cold start,
+    then ConfigurationError says how to install it, instead of a FAILED record for every upload."""
+    with pytest.raises(ConfigurationError, match=r"pip install 'vehicle-ocr\[engine\]'") as caught:
+        build_recognizers(settings(PLATE_PROVIDER="local"))
 
-    for kind in ("plate", "vehicle_license"):
-        recognizer = built[kind]
-        assert isinstance(recognizer, UnavailableRecognizer)
-        assert (recognizer.name, recognizer.kind) == ("local", kind)
-        with pytest.raises(PipelineError) as caught:
-            recognizer.recognize(b"image")
-        error = caught.value
-        assert (error.provider, error.code) == ("local", "PROVIDER_NOT_AVAILABLE")
-        assert error.message == "offline engine not installed: pip install 'vehicle-ocr[local]'"
-        assert error.retryable is False and error.action is Action.FIX_CONFIG
-        assert isinstance(error.__cause__, ImportError)
+    assert isinstance(caught.value.__cause__, ImportError)
 
 
 def test_local_with_the_engine_uses_its_recognizers(stub_local_engine):
     """Given an installed offline engine,
     when recognisers are built for local,
     then the engine's own classes are used for both kinds."""
-    built = build_recognizers(settings(plate_provider="local", license_provider="local"))
+    built = build_recognizers(settings(PLATE_PROVIDER="local", LICENSE_PROVIDER="local"))
 
-    assert type(built["plate"]).__name__ == "LocalPlateRecognizer"
-    assert type(built["vehicle_license"]).__name__ == "LocalVehicleLicenseRecognizer"
-    assert type(built["plate"]).__module__ == "vehicle_ocr_local.engine"
+    assert type(built["plate"][0]).__name__ == "LocalPlateRecognizer"
+    assert type(built["vehicle_license"][0]).__name__ == "LocalVehicleLicenseRecognizer"
+    assert type(built["plate"][0]).__module__ == "vehicle_ocr_local.engine"
 
 
-def test_providers_can_be_mixed(no_local_engine, upstream_session):
+def test_providers_can_be_mixed(stub_local_engine):
     """Given tianapi for plates and local for vehicle licences (no apizero key needed),
     when recognisers are built,
     then each kind gets its own choice."""
-    built = build_recognizers(settings(apizero_key=None, license_provider="local"), upstream_session)
+    built = build_recognizers(settings(APIZERO_KEY=None, LICENSE_PROVIDER="local"))
 
-    assert isinstance(built["plate"], TianapiPlateRecognizer)
-    assert isinstance(built["vehicle_license"], UnavailableRecognizer)
+    assert isinstance(built["plate"][0], TianapiPlateRecognizer)
+    assert type(built["vehicle_license"][0]).__name__ == "LocalVehicleLicenseRecognizer"
+
+
+def test_a_chain_is_built_in_its_order(stub_local_engine):
+    """Given PLATE_PROVIDERS=tianapi,local,
+    when recognisers are built,
+    then plates are tried by tianapi first, then by the offline engine."""
+    built = build_recognizers(settings(PLATE_PROVIDERS="tianapi, local"))
+
+    assert [recognizer.name for recognizer in built["plate"]] == ["tianapi", "local"]
+    assert [recognizer.name for recognizer in built["vehicle_license"]] == ["apizero"]
 
 
 @pytest.mark.parametrize(
-    ("overrides", "named"),
+    ("env", "named"),
     [
-        ({"tianapi_key": None}, "TIANAPI_KEY"),
-        ({"apizero_key": None}, "APIZERO_KEY"),
-        ({"plate_provider": "baidu"}, "PLATE_PROVIDER"),
-        ({"license_provider": "baidu"}, "LICENSE_PROVIDER"),
+        ({"TIANAPI_KEY": None}, "TIANAPI_KEY"),
+        ({"APIZERO_KEY": None}, "APIZERO_KEY"),
+        ({"PLATE_PROVIDER": "baidu"}, "PLATE_PROVIDER: unknown provider 'baidu' for kind 'plate'"),
+        ({"LICENSE_PROVIDERS": "apizero,baidu"}, "LICENSE_PROVIDERS: unknown provider 'baidu'"),
+        ({"LICENSE_PROVIDERS": "apizero,apizero"}, "LICENSE_PROVIDERS names a provider twice"),
+        ({"PLATE_PROVIDERS": "local,tianapi", "TIANAPI_KEY": None}, "TIANAPI_KEY"),
     ],
 )
-def test_misconfiguration_is_reported_at_build_time(overrides, named):
-    """Given a provider without a key or an unknown provider,
-    when recognisers are built,
+def test_misconfiguration_is_reported_at_cold_start(env, named):
+    """Given a provider without a key, an unknown provider or a chain naming one twice,
+    when the settings are read,
     then ConfigurationError names the setting to fix."""
     with pytest.raises(ConfigurationError, match=named):
-        build_recognizers(settings(**overrides))
+        settings(**env)
 
 
 # --------------------------------------------------------------------------- transport

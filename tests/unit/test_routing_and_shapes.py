@@ -1,4 +1,4 @@
-"""Routing by prefix, and the DESIGN.md shapes built from a record."""
+"""Routing by prefix, and the docs/contract.md shapes built from a record."""
 
 from datetime import UTC, datetime
 
@@ -31,7 +31,10 @@ def test_unknown_prefix_is_unroutable(key):
 
 def test_longest_prefix_wins():
     nested = Settings(
-        results_table="t", failure_queue_url="q", event_bus_name="b", plate_prefix="in/", license_prefix="in/licences/"
+        results_table="t",
+        failure_queue_url="q",
+        event_bus_name="b",
+        prefixes={"plate": "in/", "vehicle_license": "in/licences/"},
     )
     assert route("in/licences/a.jpg", nested) == "vehicle_license"
     assert route("in/a.jpg", nested) == "plate"

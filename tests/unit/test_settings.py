@@ -3,7 +3,9 @@
 import pytest
 
 from vehicle_ocr.errors import ConfigurationError
-from vehicle_ocr.settings import DEFAULT_APIZERO_URL, DEFAULT_TIANAPI_URL, Settings
+from vehicle_ocr.providers.apizero import DEFAULT_URL as DEFAULT_APIZERO_URL
+from vehicle_ocr.providers.tianapi import DEFAULT_URL as DEFAULT_TIANAPI_URL
+from vehicle_ocr.settings import Settings
 
 BASE = {
     "RESULTS_TABLE": "results",
@@ -15,13 +17,13 @@ BASE = {
 
 
 def test_defaults_follow_the_design():
-    # Given only the required variables / When read / Then DESIGN.md's defaults apply
+    # Given only the required variables / When read / Then the documented defaults apply
     settings = Settings.from_env(BASE)
-    assert settings.plate_provider == "tianapi"
-    assert settings.license_provider == "apizero"
-    assert settings.tianapi_url == DEFAULT_TIANAPI_URL
-    assert settings.apizero_url == DEFAULT_APIZERO_URL
-    assert (settings.plate_prefix, settings.license_prefix) == ("plates/", "vehicle-licenses/")
+    assert dict(settings.chains) == {"plate": ("tianapi",), "vehicle_license": ("apizero",)}
+    assert settings.provider("tianapi").url == DEFAULT_TIANAPI_URL
+    assert settings.provider("apizero").url == DEFAULT_APIZERO_URL
+    assert dict(settings.prefixes) == {"plate": "plates/", "vehicle_license": "vehicle-licenses/"}
+    assert (settings.requests_per_second("tianapi"), settings.requests_per_second("apizero")) == (5.0, 2.0)
 
 
 @pytest.mark.parametrize("missing", ["RESULTS_TABLE", "FAILURE_QUEUE_URL", "EVENT_BUS_NAME"])
@@ -51,10 +53,17 @@ def test_invalid_setting_is_named(override, named):
 def test_local_providers_need_no_keys():
     env = {k: v for k, v in BASE.items() if "KEY" not in k}
     settings = Settings.from_env({**env, "PLATE_PROVIDER": "LOCAL", "LICENSE_PROVIDER": "local"})
-    assert (settings.plate_provider, settings.license_provider) == ("local", "local")
+    assert dict(settings.chains) == {"plate": ("local",), "vehicle_license": ("local",)}
+
+
+def test_a_chain_is_read_in_order_and_wins_over_the_single_provider():
+    # Given both the chain and the one-provider variable (the local stack sets the latter)
+    settings = Settings.from_env({**BASE, "PLATE_PROVIDERS": "tianapi, local", "PLATE_PROVIDER": "local"})
+    # Then the chain is used, in its order
+    assert settings.chains["plate"] == ("tianapi", "local")
 
 
 def test_repr_never_shows_a_key():
     settings = Settings.from_env({**BASE, "TIANAPI_KEY": "secret-tianapi", "APIZERO_KEY": "secret-apizero"})
     assert "secret" not in repr(settings)
-    assert settings.tianapi_key == "secret-tianapi"
+    assert settings.provider("tianapi").key == "secret-tianapi"

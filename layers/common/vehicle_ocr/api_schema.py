@@ -76,6 +76,11 @@ class RecordError(_Strict):
     retryable: bool
 
 
+class FallbackStep(_Strict):
+    provider: str = Field(description="A provider of the kind's chain that could not answer")
+    code: str = Field(description="Why: its code (e.g. 150, quota spent) or a pipeline code")
+
+
 class Record(_Strict):
     id: str
     kind: Kind | None = Field(description="null only for objects outside both prefixes (UNROUTABLE)")
@@ -98,6 +103,9 @@ class Record(_Strict):
     )
     truncated: dict[str, int] | None = Field(
         default=None, description='What was cut from the answer and how many there were, e.g. {"plates": 150}'
+    )
+    fallback: list[FallbackStep] | None = Field(
+        default=None, description="Providers tried before the one that answered (PLATE_PROVIDERS chains), in order"
     )
     raw_answer: Any = Field(
         default=None,

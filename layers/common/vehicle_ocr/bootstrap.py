@@ -1,52 +1,21 @@
 """Wire the pipeline once per process (cold start): clients and the HTTP session are reused.
 
-Importing this module also keeps the AWS SDK's loggers at WARNING (``quiet_sdk_loggers``):
-both functions import it before they create a client.
+Importing this module (through ``vehicle_ocr.aws``) keeps the AWS SDK's loggers at WARNING.
 """
 
 from __future__ import annotations
 
-import logging
-
 import boto3
-from botocore.config import Config
 
 from vehicle_ocr.answers import PaidAnswers
+from vehicle_ocr.aws import AWS_CONFIG, quiet_sdk_loggers
 from vehicle_ocr.pipeline import Pipeline
 from vehicle_ocr.providers import build_recognizers
 from vehicle_ocr.publishing import Publisher
 from vehicle_ocr.settings import Settings
 from vehicle_ocr.storage import ResultsStore
 
-# The AWS SDK and its HTTP stack. At DEBUG they log every request's parameters and body, and
-# the results table's PutItem carries a licence's owner and address: personal data that must
-# never reach a log (DESIGN.md), whatever level the root logger or LOG_LEVEL asks for.
-SDK_LOGGERS = ("botocore", "boto3", "urllib3", "s3transfer")
-
-
-def quiet_sdk_loggers() -> None:
-    """Raise the AWS SDK's loggers, and any of their children given a lower level, to WARNING.
-
-    Children left at NOTSET inherit WARNING from their parent; a level above WARNING is kept.
-    Idempotent: the local stack calls it again for every function it loads.
-    """
-    for name in SDK_LOGGERS:
-        logger = logging.getLogger(name)
-        if logger.level < logging.WARNING:
-            logger.setLevel(logging.WARNING)
-    for name, logger in list(logging.root.manager.loggerDict.items()):
-        if (
-            isinstance(logger, logging.Logger)
-            and name.startswith(tuple(f"{parent}." for parent in SDK_LOGGERS))
-            and logging.NOTSET < logger.level < logging.WARNING
-        ):
-            logger.setLevel(logging.WARNING)
-
-
-quiet_sdk_loggers()
-
-# Throttling and transient AWS errors are retried by botocore (standard mode: backoff with jitter).
-AWS_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30)
+__all__ = ["AWS_CONFIG", "build_pipeline", "quiet_sdk_loggers"]
 
 
 def build_pipeline(settings: Settings, *, session: boto3.Session | None = None) -> Pipeline:

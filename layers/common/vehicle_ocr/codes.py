@@ -8,6 +8,7 @@ must do) is looked up here and nowhere else, so a new code is one new row.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -32,7 +33,11 @@ class CodeInfo:
     action: Action
 
 
-def _rows(provider: str, rows: list[tuple[int | str, str, bool, Action]]) -> dict[tuple[str, str], CodeInfo]:
+# One documented code: (code, message, retryable, what the operator does).
+CodeRow = tuple[int | str, str, bool, Action]
+
+
+def _rows(provider: str, rows: Iterable[CodeRow]) -> dict[tuple[str, str], CodeInfo]:
     return {
         (provider, str(code)): CodeInfo(provider, str(code), message, retryable, action)
         for code, message, retryable, action in rows
@@ -42,40 +47,6 @@ def _rows(provider: str, rows: list[tuple[int | str, str, bool, Action]]) -> dic
 PIPELINE = "pipeline"
 
 CODES: dict[tuple[str, str], CodeInfo] = {
-    # tianapi licenseplate: 000_d2304e3ca4febe02.txt, "返回状态码". 1xx system, 2xx user.
-    **_rows(
-        "tianapi",
-        [
-            (100, "内部服务器错误", True, Action.WAIT),
-            (110, "当前API已下线", False, Action.CONTACT_PROVIDER),
-            (120, "API暂时维护中", True, Action.WAIT),
-            (130, "API调用频率超限", True, Action.WAIT),
-            (140, "API没有调用权限", False, Action.FIX_CONFIG),
-            (150, "API可用次数不足", False, Action.TOP_UP),
-            (160, "账号未申请该API", False, Action.FIX_CONFIG),
-            (170, "Referer请求来源受限", False, Action.FIX_CONFIG),
-            (180, "IP请求来源受限", False, Action.FIX_CONFIG),
-            (190, "当前key不可用", False, Action.FIX_CONFIG),
-            (230, "key错误或为空", False, Action.FIX_CONFIG),
-            (240, "缺少key参数", False, Action.FIX_CONFIG),
-            (250, "数据返回为空", False, Action.BAD_IMAGE),
-            (260, "参数值不得为空", False, Action.BAD_IMAGE),
-            (270, "参数值不符合要求", False, Action.BAD_IMAGE),
-            (280, "缺少必要的参数", False, Action.FIX_CONFIG),
-            (290, "超过最大输入限制", False, Action.BAD_IMAGE),
-        ],
-    ),
-    # apizero ocr-vehicle-license: 004_d75211672f8df966.txt, "8. 错误码".
-    **_rows(
-        "apizero",
-        [
-            (4000, "缺少必填参数 input_type / input_data,或参数格式不合法", False, Action.BAD_IMAGE),
-            (4015, "此接口需要 API Key,匿名不可调用", False, Action.FIX_CONFIG),
-            (5020, "上游服务 HTTP 异常,请稍后重试", True, Action.WAIT),
-            (5021, "图片无法识别,请确认为行驶证且图片清晰完整", False, Action.BAD_IMAGE),
-            (5030, "行驶证识别服务未开通,请联系管理员", False, Action.FIX_CONFIG),
-        ],
-    ),
     # The pipeline's own codes.
     **_rows(
         PIPELINE,
@@ -116,20 +87,25 @@ CODES: dict[tuple[str, str], CodeInfo] = {
                 False,
                 Action.FIX_CONFIG,
             ),
-            (
-                "PROVIDER_NOT_AVAILABLE",
-                "the configured provider is not installed in this deployment",
-                False,
-                Action.FIX_CONFIG,
-            ),
             ("CONFIGURATION_ERROR", "the pipeline is misconfigured", False, Action.FIX_CONFIG),
         ],
     ),
 }
 
 
+def register_codes(provider: str, rows: Iterable[CodeRow]) -> None:
+    """A provider's documented codes (its spec registers them, see ``vehicle_ocr.providers.registry``)."""
+    CODES.update(_rows(provider, rows))
+
+
+def _load_providers() -> None:
+    # The built-in providers register their codes when their package is imported.
+    import vehicle_ocr.providers  # noqa: F401
+
+
 def lookup(provider: str, code: str | int) -> CodeInfo:
     """Classify a code.  An undocumented upstream code is terminal and passed through as it came."""
+    _load_providers()
     info = CODES.get((provider, str(code)))
     if info is not None:
         return info
@@ -137,9 +113,11 @@ def lookup(provider: str, code: str | int) -> CodeInfo:
 
 
 def is_documented(provider: str, code: str | int) -> bool:
+    _load_providers()
     return (provider, str(code)) in CODES
 
 
 def documented(provider: str) -> list[CodeInfo]:
     """Every documented code of one provider (used by tests and the README table)."""
+    _load_providers()
     return [info for (p, _), info in CODES.items() if p == provider]

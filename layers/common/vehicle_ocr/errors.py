@@ -30,7 +30,7 @@ class RecognitionError(Exception):
         return provider
 
     def as_error(self) -> dict[str, Any]:
-        """The ``error`` object of DESIGN.md's record and failure message."""
+        """The ``error`` object of docs/contract.md's record and failure message."""
         return {
             "code": self.code,
             "source": self.source,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,10 +16,10 @@ from botocore.exceptions import ClientError
 from vehicle_ocr import shapes
 from vehicle_ocr.answers import AnswerInProgress, PaidAnswer, PaidAnswers
 from vehicle_ocr.bounded import within_budget
+from vehicle_ocr.codes import Action
 from vehicle_ocr.errors import PipelineError, RecognitionError
 from vehicle_ocr.images import check_image, check_size, prepare_for_upstream
-from vehicle_ocr.normalize.plates import normalize_plate
-from vehicle_ocr.normalize.vehicle_license import normalize_vehicle_license
+from vehicle_ocr.kinds import kind_spec
 from vehicle_ocr.pacing import Pacer
 from vehicle_ocr.providers.base import ProviderAnswer, Recognizer
 from vehicle_ocr.publishing import Publisher
@@ -34,10 +34,11 @@ logger = Logger(child=True)
 _OBJECT_GONE = {"NoSuchKey", "NoSuchVersion", "PreconditionFailed", "412", "404"}
 # Leave this much of the invocation for recording and publishing after the last upstream call.
 _RESERVE_S = 5.0
-# More plates than this in one image is not a real scene: the record keeps the first ones and says so.
-MAX_PLATES_PER_RECORD = 20
-# What a FAILED record keeps of an unusable answer, and a vehicle licence of its raw answer.
+# What a FAILED record keeps of an unusable answer, for the operator.
 RAW_BUDGET_BYTES = 32_768
+# A provider that fails for reasons not the image's (quota, key, withdrawn, down past its retries) hands
+# the image to the next of its chain; an image no provider could read is never sent on.
+FALLBACK_ACTIONS = frozenset({Action.TOP_UP, Action.FIX_CONFIG, Action.CONTACT_PROVIDER, Action.WAIT})
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class Outcome:
     error_code: str | None = None
     upstream_calls: int = 0  # made by this invocation
     possibly_billed: int = 0  # of those, calls that got no answer and may have been billed
+    fallbacks: tuple[tuple[str, str], ...] = ()  # (provider, code) of each provider that could not answer
 
 
 @dataclass
@@ -89,7 +91,7 @@ class Pipeline:
         s3_client: Any,
         store: ResultsStore,
         publisher: Publisher,
-        recognizers: Mapping[str, Recognizer],
+        recognizers: Mapping[str, Sequence[Recognizer]],
         answers: PaidAnswers | None = None,
         clock: Callable[[], datetime] = shapes.utc_now,
         sleep: Callable[[float], None] = time.sleep,
@@ -104,7 +106,8 @@ class Pipeline:
         self._sleep = sleep
         self._pacers = {
             recognizer.name: Pacer(rate)
-            for recognizer in recognizers.values()
+            for chain in recognizers.values()
+            for recognizer in chain
             if (rate := settings.requests_per_second(recognizer.name))
         }
 
@@ -186,7 +189,7 @@ class Pipeline:
                 return Outcome(obj.record_id, obj.key, stored.record["status"], "duplicate", stored.record["kind"])
 
         log = CallLog(history)
-        record, attempts = self._recognize(obj, log, remaining_s or (lambda: float("inf")))
+        record, attempts, fallback = self._recognize(obj, log, remaining_s or (lambda: float("inf")))
         created = self._store.create(
             record,
             attempts=attempts,
@@ -209,18 +212,21 @@ class Pipeline:
             error.get("code"),
             upstream_calls=log.calls,
             possibly_billed=log.possibly_billed,
+            fallbacks=tuple((step["provider"], step["code"]) for step in fallback),
         )
 
     def _recognize(
         self, obj: shapes.UploadedObject, log: CallLog, remaining_s: Callable[[], float]
-    ) -> tuple[dict[str, Any], int]:
+    ) -> tuple[dict[str, Any], int, list[dict[str, str]]]:
+        """The record for one object, the upstream calls it took, and the providers that could not answer."""
         kind: str | None = None
         provider: str | None = None
         source = shapes.source_of(obj)
+        fallback: list[dict[str, str]] = []
         try:
             kind = route(obj.key, self.settings)
-            recognizer = self._recognizers[kind]
-            provider = recognizer.name
+            chain = self._recognizers[kind]
+            provider = chain[0].name
             check_size(obj.size, self.settings.max_image_bytes)
             image = self._download(obj)
             source = shapes.source_of(obj, size=len(image), sha256=hashlib.sha256(image).hexdigest())
@@ -228,10 +234,22 @@ class Pipeline:
             prepared = prepare_for_upstream(image, limit_bytes=self.settings.upstream_max_image_bytes)
             if prepared.changes:
                 logger.info("image prepared for upstream", extra={"changes": list(prepared.changes)})
-            paid = self._paid_answer(kind, recognizer, obj, source["sha256"], prepared.data, log, remaining_s)
-            if paid.answer.unusable is not None:
-                raise UnusableAnswerError(paid.answer)
-            result, truncated = normalize_answer(kind, paid.answer)
+            for recognizer in chain:
+                provider = recognizer.name
+                try:
+                    paid = self._paid_answer(kind, recognizer, obj, source["sha256"], prepared.data, log, remaining_s)
+                    if paid.answer.unusable is not None:
+                        raise UnusableAnswerError(paid.answer)
+                    break
+                except RecognitionError as error:
+                    if recognizer is chain[-1] or not falls_back(error):
+                        raise
+                    fallback.append({"provider": recognizer.name, "code": error.code})
+                    logger.warning(
+                        "provider cannot answer; trying the next of the chain",
+                        extra={"provider": recognizer.name, "error_code": error.code},
+                    )
+            result, truncated = kind_spec(kind).normalize(paid.answer)
         except RecognitionError as error:
             calls, possibly_billed = log.total_calls, log.total_possibly_billed
             if error.retryable:
@@ -246,7 +264,9 @@ class Pipeline:
             if isinstance(error, UnusableAnswerError):
                 record["raw_answer"] = within_budget(error.answer.payload, RAW_BUDGET_BYTES)
             record.update(upstream_attempts=calls, possibly_billed=possibly_billed)
-            return record, max(calls, 1)
+            if fallback:
+                record["fallback"] = fallback
+            return record, max(calls, 1), fallback
         record = shapes.succeeded_record(
             obj,
             kind=kind,
@@ -259,7 +279,9 @@ class Pipeline:
         if truncated:
             record["truncated"] = truncated
         record.update(upstream_attempts=log.total_calls, possibly_billed=log.total_possibly_billed)
-        return record, max(log.total_calls, 1)
+        if fallback:
+            record["fallback"] = fallback
+        return record, max(log.total_calls, 1), fallback
 
     def _paid_answer(
         self,
@@ -365,22 +387,11 @@ class UnusableAnswerError(PipelineError):
         self.answer = answer
 
 
+def falls_back(error: RecognitionError) -> bool:
+    return error.action in FALLBACK_ACTIONS
+
+
 def _stop_retrying(error: RecognitionError, timeout_retries: int) -> None:
     """The upload has had its share of calls that may have been billed: it ends FAILED now."""
     error.retryable = False
     error.message = f"{error.message}; not tried again: each try may have been billed ({timeout_retries} retry allowed)"
-
-
-def normalize_answer(kind: str, answer: ProviderAnswer) -> tuple[list[dict[str, Any]] | dict[str, Any], dict | None]:
-    """The record's result for an answer, and what was cut from it (None when nothing was)."""
-    if kind == shapes.PLATE:
-        plates = [normalize_plate(raw) for raw in answer.payload]
-        plates = [plate for plate in plates if plate["number"]]
-        if not plates:
-            raise PipelineError(answer.provider, "NO_PLATE_FOUND")
-        if len(plates) > MAX_PLATES_PER_RECORD:
-            return plates[:MAX_PLATES_PER_RECORD], {"plates": len(plates)}
-        return plates, None
-    licence = normalize_vehicle_license(answer.payload)
-    licence["raw"] = within_budget(answer.payload, RAW_BUDGET_BYTES)
-    return licence, None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from vehicle_ocr.shapes import DETAIL_TYPES, EVENT_SOURCE, failure_message_attributes, success_event_detail
+from vehicle_ocr.shapes import EVENT_SOURCE, detail_type, failure_message_attributes, success_event_detail
 
 
 class PublishError(RuntimeError):
@@ -24,7 +24,7 @@ class Publisher:
             Entries=[
                 {
                     "Source": EVENT_SOURCE,
-                    "DetailType": DETAIL_TYPES[record["kind"]],
+                    "DetailType": detail_type(record),
                     "Detail": json.dumps(success_event_detail(record), ensure_ascii=False),
                     "EventBusName": self._bus,
                     "Resources": [],

@@ -1,4 +1,4 @@
-"""The read side of the results table: every lookup DESIGN.md's query API offers.
+"""The read side of the results table: every lookup docs/contract.md's query API offers.
 
 Listings are newest first by ``created_sort`` (millisecond time, then id: a total order,
 so pages never repeat or skip an item). Cursors are opaque and bound to the query they

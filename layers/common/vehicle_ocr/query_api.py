@@ -1,7 +1,7 @@
 """The query API's routes (Powertools REST event handler), validation and error shape.
 
 Routes and parameters are declared once, here; Powertools validates requests against them
-and generates the OpenAPI document from them. Errors are DESIGN.md's
+and generates the OpenAPI document from them. Errors are docs/contract.md's
 ``{"error": {"code", "message"}}``: 400 for bad input, 404 for none, 500 without internals.
 """
 

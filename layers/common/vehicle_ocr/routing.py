@@ -1,10 +1,9 @@
-"""Which recogniser an object goes to, decided by its key prefix."""
+"""Which kind an object is, decided by its key prefix."""
 
 from __future__ import annotations
 
 from vehicle_ocr.errors import PipelineError
 from vehicle_ocr.settings import Settings
-from vehicle_ocr.shapes import PLATE, VEHICLE_LICENSE
 
 
 def route(key: str, settings: Settings) -> str:
@@ -12,12 +11,8 @@ def route(key: str, settings: Settings) -> str:
 
     The longest matching prefix wins so that nested prefixes (``a/`` and ``a/b/``) stay unambiguous.
     """
-    prefixes = {settings.plate_prefix: PLATE, settings.license_prefix: VEHICLE_LICENSE}
-    matches = [prefix for prefix in prefixes if key.startswith(prefix)]
+    matches = [(prefix, kind) for kind, prefix in settings.prefixes.items() if key.startswith(prefix)]
     if not matches:
-        raise PipelineError(
-            "pipeline",
-            "UNROUTABLE",
-            f"key matches neither {settings.plate_prefix!r} nor {settings.license_prefix!r}",
-        )
-    return prefixes[max(matches, key=len)]
+        known = " or ".join(repr(prefix) for prefix in settings.prefixes.values())
+        raise PipelineError("pipeline", "UNROUTABLE", f"key matches none of the prefixes {known}")
+    return max(matches, key=lambda match: len(match[0]))[1]

@@ -1,4 +1,4 @@
-"""The shapes DESIGN.md fixes for the outside world: record, failure message, success event.
+"""The shapes docs/contract.md fixes for the outside world: record, failure message, success event.
 
 Everything a consumer can see is built here and nowhere else, so a change to the contract
 is a change to this module and its tests.
@@ -12,17 +12,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from vehicle_ocr.errors import PipelineError, RecognitionError
-
-PLATE = "plate"
-VEHICLE_LICENSE = "vehicle_license"
-KINDS = (PLATE, VEHICLE_LICENSE)
+from vehicle_ocr.kinds import kind_spec
 
 SUCCEEDED = "SUCCEEDED"
 FAILED = "FAILED"
 STATUSES = (SUCCEEDED, FAILED)
 
 EVENT_SOURCE = "vehicle-ocr"
-DETAIL_TYPES = {PLATE: "Plate Recognized", VEHICLE_LICENSE: "Vehicle License Recognized"}
 FAILURE_SCHEMA_VERSION = 1
 
 
@@ -84,16 +80,16 @@ def succeeded_record(
     provider: str,
     created_at: datetime,
     source: dict[str, Any],
-    result: list[dict[str, Any]] | dict[str, Any],
+    result: Any,
     reused: bool = False,
 ) -> dict[str, Any]:
-    """A SUCCEEDED record: ``result`` is the plate list or the vehicle-licence object.
+    """A SUCCEEDED record: ``result`` goes in the kind's field (the plate list, the vehicle-licence object).
 
     ``reused`` says the answer was not paid for by this upload: the same image bytes had been
     recognised before (content dedupe) or a retry found the answer an earlier attempt paid for.
     """
     record = _base(obj, kind=kind, status=SUCCEEDED, provider=provider, created_at=created_at, source=source)
-    record["plates" if kind == PLATE else "vehicle_license"] = result
+    record[kind_spec(kind).record_field] = result
     record["reused"] = reused
     return record
 
@@ -188,24 +184,29 @@ def failure_message_attributes(message: dict[str, Any]) -> dict[str, dict[str, s
     }
 
 
+def detail_type(record: dict[str, Any]) -> str:
+    return kind_spec(record["kind"]).detail_type
+
+
 def success_event_detail(record: dict[str, Any]) -> dict[str, Any]:
     """EventBridge detail: identifiers only.  Owner and address stay behind the IAM-authenticated API."""
-    detail: dict[str, Any] = {"id": record["id"], "kind": record["kind"], "source": record["source"]}
-    if record["kind"] == PLATE:
-        detail["plates"] = [plate["number"] for plate in record["plates"]]
-    else:
-        licence = record["vehicle_license"]
-        detail["plate_number"] = licence.get("plate_number")
-        detail["vin"] = licence.get("vin")
-    return detail
+    spec = kind_spec(record["kind"])
+    return {"id": record["id"], "kind": record["kind"], "source": record["source"]} | spec.event_detail(
+        record[spec.record_field]
+    )
 
 
 def plate_numbers_named(record: dict[str, Any]) -> list[str]:
     """Every plate number a SUCCEEDED record names (plate sightings and a licence's plate)."""
     if record["status"] != SUCCEEDED:
         return []
-    if record["kind"] == PLATE:
-        numbers = [plate["number"] for plate in record["plates"]]
-    else:
-        numbers = [record["vehicle_license"].get("plate_number")]
-    return sorted({number for number in numbers if number})
+    spec = kind_spec(record["kind"])
+    return sorted({number for number in spec.plate_numbers(record[spec.record_field]) if number})
+
+
+def index_values(record: dict[str, Any]) -> dict[str, str]:
+    """Other values a SUCCEEDED record is found by (a VIN), by index attribute."""
+    if record["status"] != SUCCEEDED:
+        return {}
+    spec = kind_spec(record["kind"])
+    return {name: value for name, value in spec.index_values(record[spec.record_field]).items() if value}

@@ -30,7 +30,8 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from vehicle_ocr.bounded import TRUNCATED, fits_dynamodb_number
-from vehicle_ocr.shapes import VEHICLE_LICENSE, plate_numbers_named
+from vehicle_ocr.kinds import all_kinds
+from vehicle_ocr.shapes import index_values, plate_numbers_named
 
 RECORD_SK = "RECORD"
 PLATE_SK_PREFIX = "PLATE#"
@@ -42,7 +43,6 @@ INTERNAL_ATTRIBUTES = (
     "object_ref",
     "object_sequence",
     "created_sort",
-    "vin",
     "notified_at",
     "attempts",
 )
@@ -245,9 +245,7 @@ def to_item(
         created_sort=created_sort,
         attempts=attempts,
     )
-    vin = (record.get("vehicle_license") or {}).get("vin") if record["kind"] == VEHICLE_LICENSE else None
-    if indexable(vin):
-        item["vin"] = vin
+    item.update({name: value for name, value in index_values(record).items() if indexable(value)})
     # Index key attributes must be strings when present: leave them out rather than store NULL.
     for index_key in ("kind", "status"):
         if item.get(index_key) is None:
@@ -256,7 +254,8 @@ def to_item(
 
 
 def from_item(item: dict[str, Any]) -> dict[str, Any]:
-    record = {name: value for name, value in item.items() if name not in INTERNAL_ATTRIBUTES}
+    internal = {*INTERNAL_ATTRIBUTES, *(name for kind in all_kinds() for name in kind.index_attributes)}
+    record = {name: value for name, value in item.items() if name not in internal}
     record.setdefault("kind", None)
     return record
 

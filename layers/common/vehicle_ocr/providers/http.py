@@ -29,7 +29,7 @@ import re
 import socket
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 import urllib3
@@ -41,6 +41,10 @@ from vehicle_ocr.bounded import cut_text, safe_message, within_budget
 from vehicle_ocr.codes import is_documented
 from vehicle_ocr.errors import PipelineError, UpstreamError
 from vehicle_ocr.providers.base import KeySource, ProviderAnswer
+from vehicle_ocr.providers.keys import api_key_source
+
+if TYPE_CHECKING:
+    from vehicle_ocr.settings import Settings
 
 Timeout = float | tuple[float, float]
 
@@ -345,6 +349,19 @@ class HttpRecognizer:
 
     def __repr__(self) -> str:  # never the key
         return f"{type(self).__name__}(url={self.url!r}, timeout={self.timeout!r})"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> HttpRecognizer:
+        """The recogniser as configured, on the process-wide pooled session."""
+        config = settings.provider(cls.name)
+        return cls(
+            config.url,
+            api_key_source(cls.name, settings),
+            shared_session(),
+            (settings.connect_timeout_s, settings.read_timeout_s),
+            deadline_s=settings.call_deadline_s,
+            max_answer_bytes=settings.max_answer_bytes,
+        )
 
     def request(self, api_key: str, image: bytes) -> dict[str, Any]:
         """The keyword arguments of the POST (body and headers)."""

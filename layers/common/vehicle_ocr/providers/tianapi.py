@@ -12,11 +12,35 @@ import base64
 from typing import Any
 from urllib.parse import quote_plus
 
+from vehicle_ocr.codes import Action
 from vehicle_ocr.providers.http import HttpRecognizer, UnusableAnswer
+from vehicle_ocr.providers.registry import ProviderSpec, register_provider
 
 SUCCESS = 200
 PLATE_FIELDS = ("number", "color")
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+DEFAULT_URL = "https://apis.tianapi.com/licenseplate/index"
+
+# The document's 返回状态码 table: 1xx are system errors, 2xx the caller's; 200 is success (and billed).
+CODES = (
+    (100, "内部服务器错误", True, Action.WAIT),
+    (110, "当前API已下线", False, Action.CONTACT_PROVIDER),
+    (120, "API暂时维护中", True, Action.WAIT),
+    (130, "API调用频率超限", True, Action.WAIT),
+    (140, "API没有调用权限", False, Action.FIX_CONFIG),
+    (150, "API可用次数不足", False, Action.TOP_UP),
+    (160, "账号未申请该API", False, Action.FIX_CONFIG),
+    (170, "Referer请求来源受限", False, Action.FIX_CONFIG),
+    (180, "IP请求来源受限", False, Action.FIX_CONFIG),
+    (190, "当前key不可用", False, Action.FIX_CONFIG),
+    (230, "key错误或为空", False, Action.FIX_CONFIG),
+    (240, "缺少key参数", False, Action.FIX_CONFIG),
+    (250, "数据返回为空", False, Action.BAD_IMAGE),
+    (260, "参数值不得为空", False, Action.BAD_IMAGE),
+    (270, "参数值不符合要求", False, Action.BAD_IMAGE),
+    (280, "缺少必要的参数", False, Action.FIX_CONFIG),
+    (290, "超过最大输入限制", False, Action.BAD_IMAGE),
+)
 
 
 def form_body(api_key: str, image: bytes) -> bytes:
@@ -68,3 +92,19 @@ def flatten_result(result: Any) -> list[dict[str, Any]]:
             return [dict(item) for value in plate_lists for item in value]
         raise UnusableAnswer("result object holds neither a plate nor a list of plates")
     raise UnusableAnswer(f"result is a {type(result).__name__}")
+
+
+SPEC = register_provider(
+    ProviderSpec(
+        name=TianapiPlateRecognizer.name,
+        kind=TianapiPlateRecognizer.kind,
+        factory=TianapiPlateRecognizer.from_settings,
+        settings_name="TIANAPI",
+        default_url=DEFAULT_URL,
+        default_rps=5.0,
+        needs_key=True,
+        key_parameter="TianapiKeyParameterName",
+        codes=CODES,
+        paid=True,
+    )
+)

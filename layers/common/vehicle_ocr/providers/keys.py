@@ -1,7 +1,7 @@
 """Where the upstream API keys come from.
 
-Locally a key is an environment variable (``TIANAPI_KEY`` / ``APIZERO_KEY``); in AWS it is
-an SSM SecureString named by ``TIANAPI_KEY_PARAMETER`` / ``APIZERO_KEY_PARAMETER``, read
+Locally a key is an environment variable (``<PROVIDER>_KEY``, e.g. ``TIANAPI_KEY``); in AWS it
+is an SSM SecureString named by ``<PROVIDER>_KEY_PARAMETER``, read
 through Powertools on first use and cached for ``KEY_MAX_AGE_S`` across warm invocations.
 A key is returned by a :data:`KeySource` callable each time it is needed: it is never
 logged, never kept on an object and never put in a message.
@@ -20,7 +20,6 @@ if TYPE_CHECKING:  # runtime imports would be circular: vehicle_ocr.providers im
     from vehicle_ocr.settings import Settings
 
 KEY_MAX_AGE_S = 300
-KEYED_PROVIDERS = ("tianapi", "apizero")
 
 # SSM / KMS answers that will not change by retrying: someone has to fix the deployment.
 _TERMINAL_AWS_ERRORS = frozenset(
@@ -55,11 +54,8 @@ def api_key_source(provider: str, settings: Settings) -> KeySource:
     parameter is only read when the callable is first called; a failure to read it raises
     ``PipelineError(provider, "CONFIGURATION_ERROR")`` so the upload ends as a FAILED record.
     """
-    if provider not in KEYED_PROVIDERS:
-        raise ConfigurationError(f"provider {provider!r} has no API key; expected one of {', '.join(KEYED_PROVIDERS)}")
-    env_key = getattr(settings, f"{provider}_key")
-    parameter_name = getattr(settings, f"{provider}_key_parameter")
-    variable = provider.upper()
+    config = settings.provider(provider)
+    env_key, parameter_name, variable = config.key, config.key_parameter, config.settings_name
 
     if env_key:
 
