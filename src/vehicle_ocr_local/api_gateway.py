@@ -3,7 +3,8 @@
 Each HTTP request becomes the proxy event API Gateway sends, the handler's proxy response becomes the HTTP
 response, and the gateway's own answers are reproduced: an unknown route or method is
 ``403 {"message": "Missing Authentication Token"}``, a handler that raises or returns a malformed response is
-``502 {"message": "Internal server error"}``.
+``502 {"message": "Internal server error"}``, both in the shape the API's gateway responses give them
+(``gateway_responses``, read from the template by :func:`gateway_responses_from_template`).
 
 What the event carries (sources: the API Gateway developer guide, "Input format of a Lambda function for proxy
 integration", and live REST API captures):
@@ -71,19 +72,107 @@ _FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding", "connection
 GatewayResponse = tuple[int, list[tuple[str, str]], bytes]
 
 
+@dataclass(frozen=True)
+class GatewayError:
+    """An answer API Gateway gives itself: its gateway response type, default status and message."""
+
+    response_type: str
+    status: int
+    message: str
+    error_type: str  # the x-amzn-ErrorType header
+
+    @property
+    def default_type(self) -> str:
+        return "DEFAULT_5XX" if self.status >= 500 else "DEFAULT_4XX"
+
+
+MISSING_AUTHENTICATION_TOKEN = GatewayError(
+    "MISSING_AUTHENTICATION_TOKEN", 403, "Missing Authentication Token", "MissingAuthenticationTokenException"
+)
+# A function that fails or answers a malformed proxy response: a 502 no specific response type covers.
+INTERNAL_SERVER_ERROR = GatewayError("DEFAULT_5XX", 502, "Internal server error", "InternalServerErrorException")
+# What a gateway response without a template of its own answers.
+DEFAULT_RESPONSE_TEMPLATE = '{"message":$context.error.messageString}'
+_TEMPLATE_VARIABLE = re.compile(r"\$(?:context\.([A-Za-z]+(?:\.[A-Za-z]+)*)|\{context\.([A-Za-z]+(?:\.[A-Za-z]+)*)\})")
+
+
+class GatewayResponses:
+    """API Gateway's own answers, customised by the API's gateway responses (``GatewayResponses`` in SAM).
+
+    ``responses`` maps a response type (``MISSING_AUTHENTICATION_TOKEN``, ``DEFAULT_4XX``, ...) to its
+    ``StatusCode``, ``ResponseTemplates`` and ``ResponseParameters``. As in API Gateway, a type without a
+    response of its own takes ``DEFAULT_4XX`` / ``DEFAULT_5XX``; without either, the built-in
+    ``{"message": ...}``. Templates are rendered with ``$context.error.responseType``, ``.message``,
+    ``.messageString`` (the message as a JSON string), ``$context.requestId`` and ``$context.stage``;
+    any other ``$context`` variable renders empty. Only static header values (``'text'``) are sent.
+    """
+
+    def __init__(self, responses: Mapping[str, Mapping[str, Any]] | None = None, *, stage: str = DEFAULT_STAGE):
+        self.responses = {str(name).upper(): dict(spec or {}) for name, spec in (responses or {}).items()}
+        self.stage = stage
+
+    def render(self, error: GatewayError, request_id: str = "") -> GatewayResponse:
+        own = self.responses.get(error.response_type)
+        fallback = self.responses.get(error.default_type)
+        status = _status_code(own) or _status_code(fallback) or error.status
+        spec = own if own is not None else fallback or {}
+        templates = spec.get("ResponseTemplates") or {}
+        template = templates.get("application/json") if isinstance(templates, Mapping) else None
+        if not isinstance(template, str):
+            template = DEFAULT_RESPONSE_TEMPLATE
+        variables = {
+            "error.responseType": error.response_type,
+            "error.message": error.message,
+            "error.messageString": json.dumps(error.message, ensure_ascii=False),
+            "requestId": request_id,
+            "stage": self.stage,
+        }
+
+        def value(match: re.Match[str]) -> str:
+            return variables.get(match.group(1) or match.group(2), "")
+
+        body = _TEMPLATE_VARIABLE.sub(value, template).encode("utf-8")
+        headers = [("Content-Type", "application/json"), ("x-amzn-ErrorType", error.error_type)]
+        headers += _static_headers(spec.get("ResponseParameters"))
+        return status, headers, body
+
+
+def _status_code(spec: Mapping[str, Any] | None) -> int | None:
+    try:
+        code = int(str((spec or {}).get("StatusCode")))
+    except ValueError:
+        return None  # absent, or an intrinsic function that cannot be resolved here
+    return code if 100 <= code <= 599 else None
+
+
+def _static_headers(parameters: Any) -> list[tuple[str, str]]:
+    """Headers with static values from SAM's ``{"Headers": {name: "'v'"}}`` or CloudFormation's form."""
+    if not isinstance(parameters, Mapping):
+        return []
+    pairs = dict(parameters.get("Headers") or {}) if isinstance(parameters.get("Headers"), Mapping) else {}
+    prefix = "gatewayresponse.header."
+    pairs.update({name[len(prefix) :]: value for name, value in parameters.items() if str(name).startswith(prefix)})
+    return [
+        (str(name), value[1:-1])
+        for name, value in pairs.items()
+        if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == "'"
+    ]
+
+
 def _gateway_error(status: int, message: str, error_type: str) -> GatewayResponse:
-    headers = [("Content-Type", "application/json"), ("x-amzn-ErrorType", error_type)]
-    return status, headers, json.dumps({"message": message}).encode()
+    """An error in API Gateway's built-in shape, with no gateway responses configured."""
+    response_type = "DEFAULT_5XX" if status >= 500 else "DEFAULT_4XX"
+    return GatewayResponses().render(GatewayError(response_type, status, message, error_type))
 
 
 def missing_authentication_token() -> GatewayResponse:
     """What a REST API answers for a resource or method it does not have (and for an unsigned IAM request)."""
-    return _gateway_error(403, "Missing Authentication Token", "MissingAuthenticationTokenException")
+    return GatewayResponses().render(MISSING_AUTHENTICATION_TOKEN)
 
 
 def internal_server_error() -> GatewayResponse:
     """What a REST API answers when the function fails or returns a malformed proxy response."""
-    return _gateway_error(502, "Internal server error", "InternalServerErrorException")
+    return GatewayResponses().render(INTERNAL_SERVER_ERROR)
 
 
 # --------------------------------------------------------------------------------------------------- routes
@@ -172,6 +261,39 @@ def routes_from_template(template: Mapping[str, Any], function_logical_id: str) 
             raise ValueError(f"{function_logical_id} event {name}: {route.method} {route.resource} declared twice")
         routes.append(route)
     return routes
+
+
+def gateway_responses_from_template(template: Mapping[str, Any], function_logical_id: str) -> dict[str, Any]:
+    """The gateway responses of the REST API the function's ``Api`` events name (``RestApiId: !Ref X``).
+
+    SAM's ``GatewayResponses`` property of that ``AWS::Serverless::Api``, merged with any
+    ``AWS::ApiGateway::GatewayResponse`` resources for it. Events without ``RestApiId`` use SAM's implicit
+    API, which has none: ``{}``.
+    """
+    resources = template.get("Resources", {})
+    if function_logical_id not in resources:
+        raise ValueError(f"no resource {function_logical_id!r} in the template")
+    events = (resources[function_logical_id].get("Properties") or {}).get("Events") or {}
+    apis = {
+        (event.get("Properties") or {}).get("RestApiId", {}).get("Ref")
+        for event in events.values()
+        if event.get("Type") == "Api" and isinstance((event.get("Properties") or {}).get("RestApiId"), dict)
+    } - {None}
+    if len(apis) > 1:
+        raise ValueError(f"{function_logical_id}: Api events on several APIs {sorted(apis)}: serve one at a time")
+    if not apis:
+        return {}
+    (api,) = apis
+    responses = dict(((resources.get(api) or {}).get("Properties") or {}).get("GatewayResponses") or {})
+    for resource in resources.values():
+        properties = resource.get("Properties") or {}
+        if resource.get("Type") == "AWS::ApiGateway::GatewayResponse" and properties.get("RestApiId") == {"Ref": api}:
+            responses[properties["ResponseType"]] = {
+                name: properties[name]
+                for name in ("StatusCode", "ResponseTemplates", "ResponseParameters")
+                if name in properties
+            }
+    return responses
 
 
 def normalize_path(raw_path: str | bytes) -> str:
@@ -413,13 +535,13 @@ def _parse_proxy_response(result: Any) -> GatewayResponse:
     return status, headers, payload
 
 
-def response_from_proxy(result: Any) -> GatewayResponse:
+def response_from_proxy(result: Any, gateway: GatewayResponses | None = None, request_id: str = "") -> GatewayResponse:
     """``(status, headers, body)`` for a proxy response; a malformed one gives API Gateway's 502."""
     try:
         return _parse_proxy_response(result)
     except MalformedProxyResponse as error:
         logger.warning("Malformed Lambda proxy response: %s", error)
-        return internal_server_error()
+        return (gateway or GatewayResponses()).render(INTERNAL_SERVER_ERROR, request_id)
 
 
 # -------------------------------------------------------------------------------------------------- context
@@ -550,11 +672,12 @@ class _RequestHandler(BaseHTTPRequestHandler):
             body = self._read_body()
         except _BadRequest as error:
             self.close_connection = True
-            self._send(*_gateway_error(400, str(error), "BadRequestException"), request_id=request_id)
+            bad_request = GatewayError("DEFAULT_4XX", 400, str(error), "BadRequestException")
+            self._send(*api.gateway.render(bad_request, request_id), request_id=request_id)
             return
         match = match_route(api.routes, self.command, path)
         if match is None:
-            response = missing_authentication_token()
+            response = api.gateway.render(MISSING_AUTHENTICATION_TOKEN, request_id)
         else:
             route, params = match
             headers = list(self.headers.items())
@@ -671,6 +794,7 @@ class LocalApiServer:
         decode_path_parameters: bool = False,
         api_id: str = DEFAULT_API_ID,
         stop_timeout: float = 10.0,
+        gateway_responses: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         self.handler = handler
         self.routes = list(routes)
@@ -681,6 +805,7 @@ class LocalApiServer:
         self.binary_media_types = tuple(binary_media_types)
         self.decode_path_parameters = decode_path_parameters
         self.api_id = api_id
+        self.gateway = GatewayResponses(gateway_responses, stage=stage)
         self._context_factory = context_factory or (
             lambda: LocalLambdaContext(
                 function_name, memory_limit_in_mb=memory_limit_in_mb, timeout_seconds=timeout_seconds
@@ -732,6 +857,7 @@ class LocalApiServer:
     def invoke(self, event: dict[str, Any]) -> GatewayResponse:
         """Run the handler on ``event`` as Lambda would (JSON in, JSON out) and turn its answer into HTTP."""
         context = self._context_factory()
+        request_id = str((event.get("requestContext") or {}).get("requestId") or "")
         try:
             result = self.handler(json.loads(json.dumps(event)), context)
             result = json.loads(json.dumps(result))  # Lambda serialises the result: non-JSON is an error
@@ -739,5 +865,5 @@ class LocalApiServer:
             logger.exception(
                 "local API: %s failed on %s %s", self.function_name, event["httpMethod"], event["resource"]
             )
-            return internal_server_error()
-        return response_from_proxy(result)
+            return self.gateway.render(INTERNAL_SERVER_ERROR, request_id)
+        return response_from_proxy(result, self.gateway, request_id)

@@ -39,7 +39,12 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from moto.server import ThreadedMotoServer
 from werkzeug.serving import get_sockaddr, make_server, select_address_family
 
-from vehicle_ocr_local.api_gateway import LocalApiServer, LocalLambdaContext, routes_from_template
+from vehicle_ocr_local.api_gateway import (
+    LocalApiServer,
+    LocalLambdaContext,
+    gateway_responses_from_template,
+    routes_from_template,
+)
 from vehicle_ocr_local.template import LOCAL_BUCKET, REGION, LocalResources, create_resources, load_template
 
 log = logging.getLogger(__name__)
@@ -522,6 +527,8 @@ class LocalStack:
             host=self.config.host,
             port=self.config.api_port,
             function_name="QueryFunction",
+            # Unknown routes and the like answer as the template's QueryApi does: {"error": {"code", "message"}}.
+            gateway_responses=gateway_responses_from_template(self.resources.template, "QueryFunction"),
         )
         try:
             self._api.start()

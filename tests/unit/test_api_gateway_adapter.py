@@ -25,6 +25,7 @@ from vehicle_ocr_local.api_gateway import (
     LocalLambdaContext,
     Route,
     build_event,
+    gateway_responses_from_template,
     match_route,
     response_from_proxy,
     routes_from_template,
@@ -658,3 +659,80 @@ def test_response_from_proxy_turns_a_malformed_result_into_502() -> None:
     assert status == 502
     assert json.loads(body) == {"message": "Internal server error"}
     assert ("x-amzn-ErrorType", "InternalServerErrorException") in headers
+
+
+# ----------------------------------------------------------------------------------------- gateway responses
+
+ERROR_SHAPE = '{"error":{"code":"$context.error.responseType","message":$context.error.messageString}}'
+
+
+def test_gateway_responses_shape_status_and_headers_over_http() -> None:
+    # Given a server with DEFAULT_4XX in the documented shape, DEFAULT_5XX with a header and its own status,
+    # and a MISSING_AUTHENTICATION_TOKEN response of its own
+    app = make_app()
+    responses = {
+        "DEFAULT_4XX": {"ResponseTemplates": {"application/json": ERROR_SHAPE}},
+        "DEFAULT_5XX": {
+            "StatusCode": "503",
+            "ResponseTemplates": {
+                "application/json": '{"oops":$context.error.messageString,"id":"$context.requestId"}'
+            },
+            "ResponseParameters": {"Headers": {"Retry-After": "'5'"}},
+        },
+    }
+    with LocalApiServer(lambda event, context: app.resolve(event, context), ROUTES, gateway_responses=responses) as s:
+        # When a route that does not exist, a method that does not exist and a failing function are requested
+        unknown = requests.get(f"{s.url}/nope", timeout=10)
+        wrong_method = requests.put(f"{s.url}/results", timeout=10)
+        boom = requests.get(f"{s.url}/boom", timeout=10)
+
+    # Then the 4XX answers take DEFAULT_4XX's template with the specific response type
+    for response in (unknown, wrong_method):
+        assert response.status_code == 403
+        assert response.json() == {
+            "error": {"code": "MISSING_AUTHENTICATION_TOKEN", "message": "Missing Authentication Token"}
+        }
+    # And the failing function's 502 takes DEFAULT_5XX's status, template and header
+    assert boom.status_code == 503
+    assert boom.headers["Retry-After"] == "5"
+    assert boom.json() == {"oops": "Internal server error", "id": boom.headers["x-amzn-RequestId"]}
+
+
+def test_gateway_responses_from_template_reads_sam_and_cloudformation_forms() -> None:
+    # Given a template whose API has SAM GatewayResponses and an AWS::ApiGateway::GatewayResponse resource
+    template = {
+        "Resources": {
+            "Fn": {
+                "Type": "AWS::Serverless::Function",
+                "Properties": {
+                    "Events": {
+                        "Get": {
+                            "Type": "Api",
+                            "Properties": {"RestApiId": {"Ref": "Api"}, "Path": "/x", "Method": "get"},
+                        }
+                    }
+                },
+            },
+            "Api": {
+                "Type": "AWS::Serverless::Api",
+                "Properties": {
+                    "GatewayResponses": {"DEFAULT_4XX": {"ResponseTemplates": {"application/json": ERROR_SHAPE}}}
+                },
+            },
+            "Throttled": {
+                "Type": "AWS::ApiGateway::GatewayResponse",
+                "Properties": {"RestApiId": {"Ref": "Api"}, "ResponseType": "THROTTLED", "StatusCode": "429"},
+            },
+            "Implicit": {
+                "Type": "AWS::Serverless::Function",
+                "Properties": {"Events": {"Get": {"Type": "Api", "Properties": {"Path": "/y", "Method": "get"}}}},
+            },
+        }
+    }
+    # When the function's gateway responses are read
+    # Then both forms are there; a function on SAM's implicit API has none
+    assert gateway_responses_from_template(template, "Fn") == {
+        "DEFAULT_4XX": {"ResponseTemplates": {"application/json": ERROR_SHAPE}},
+        "THROTTLED": {"StatusCode": "429"},
+    }
+    assert gateway_responses_from_template(template, "Implicit") == {}
