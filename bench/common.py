@@ -17,10 +17,9 @@ from urllib.parse import quote_plus
 
 import boto3
 import requests
-from moto.server import ThreadedMotoServer
 
 from tests.fakes.upstream import FakeUpstream
-from vehicle_ocr_local.stack import free_port, load_function
+from vehicle_ocr_local.stack import SerializedMotoServer, free_port, load_function
 from vehicle_ocr_local.template import LocalResources, create_resources
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -101,12 +100,18 @@ def patched_environ(values: dict[str, str], remove: tuple[str, ...] = ()) -> Ite
 
 
 class EmulatedAws:
-    """moto's server over HTTP with the stack's resources created from template.yaml; ``reset()`` starts afresh."""
+    """moto's server over HTTP with the stack's resources created from template.yaml; ``reset()`` starts afresh.
+
+    The local stack's server, one request at a time: moto's backends are not thread-safe, and the
+    benchmarks call them from several threads at once (concurrent deliveries). On a plain
+    ``ThreadedMotoServer`` two conditional PutItems for one key can both succeed, so two concurrent
+    deliveries of one image could both win Powertools' in-progress item and both pay the upstream.
+    """
 
     def __init__(self) -> None:
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self._server = SerializedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self.resources: LocalResources | None = None
 
     def __enter__(self) -> EmulatedAws:
