@@ -15,12 +15,11 @@ from typing import Any
 import boto3
 import pytest
 import requests
-from moto.server import ThreadedMotoServer
 from PIL import Image, ImageDraw
 
 pytest.register_assert_rewrite("tests.fakes")  # before importing from it, so its asserts are rewritten too
 from tests.fakes.fixtures import APIZERO_TEST_KEY, TIANAPI_TEST_KEY  # noqa: E402
-from vehicle_ocr_local.stack import free_port, load_function  # noqa: E402
+from vehicle_ocr_local.stack import SerializedMotoServer, free_port, load_function  # noqa: E402
 from vehicle_ocr_local.template import SSM_KEY_PARAMETERS, create_resources  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,9 +43,13 @@ os.environ.update(
 
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
-    """One moto server for the session, reached over real HTTP like AWS itself."""
+    """One moto server for the session, reached over real HTTP like AWS itself.
+
+    The local stack's serialised server: moto's backends are not thread-safe, and a plain threaded
+    server lets two concurrent conditional writes both succeed (a paid answer taken twice).
+    """
     port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server = SerializedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
     previous = os.environ.get("AWS_ENDPOINT_URL")

@@ -14,13 +14,12 @@ import boto3
 import pytest
 from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
-from moto.server import ThreadedMotoServer
 
 from vehicle_ocr.codes import Action
 from vehicle_ocr.errors import ConfigurationError, PipelineError
 from vehicle_ocr.providers.keys import KEY_MAX_AGE_S, api_key_source
 from vehicle_ocr.settings import ProviderSettings, Settings
-from vehicle_ocr_local.stack import free_port
+from vehicle_ocr_local.stack import SerializedMotoServer, free_port
 
 
 def settings(**values: str) -> Settings:
@@ -38,7 +37,7 @@ def settings(**values: str) -> Settings:
 def moto_url() -> Iterator[str]:
     """A moto server on a free port (port 0 is not supported by every moto version)."""
     port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server = SerializedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     yield f"http://127.0.0.1:{port}"
     server.stop()
