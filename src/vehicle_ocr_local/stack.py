@@ -52,6 +52,8 @@ log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FUNCTIONS = REPO_ROOT / "functions"
 NOTIFICATION_QUEUE = "vehicle-ocr-local-s3-notifications"
+# Every object created, whatever the filters: the stack says which ones no notification delivers.
+ALL_OBJECTS_QUEUE = "vehicle-ocr-local-s3-all-objects"
 EVENTS_QUEUE = "vehicle-ocr-local-success-events"
 # Lambda retries a failed asynchronous invocation twice (after about 1 and 2 minutes); locally, seconds.
 DEFAULT_RETRY_DELAYS_S = (1.0, 2.0)
@@ -215,6 +217,23 @@ class SerializedMotoServer(ThreadedMotoServer):
         self._thread = None
 
 
+def notification_matches(notification: Mapping[str, Any], event_name: str, key: str) -> bool:
+    """Whether an S3 notification (``Event``, ``Filter.S3Key.Rules``) fires for ``event_name`` on ``key``.
+
+    ``event_name`` as a record names it (``ObjectCreated:Put``); rules are ``prefix``/``suffix`` on the key.
+    """
+    event = f"s3:{event_name}"
+    wanted = str(notification.get("Event") or "")
+    if not (event == wanted or (wanted.endswith(":*") and event.startswith(wanted[:-1]))):
+        return False
+    rules = ((notification.get("Filter") or {}).get("S3Key") or {}).get("Rules") or []
+    for rule in rules:
+        name, value = str(rule.get("Name", "")).lower(), str(rule.get("Value", ""))
+        if (name == "prefix" and not key.startswith(value)) or (name == "suffix" and not key.endswith(value)):
+            return False
+    return True
+
+
 class ObjectVersions:
     """Give moto's S3 events what S3's carry: the object's ``versionId`` and a ``sequencer``.
 
@@ -346,6 +365,8 @@ class LocalStack:
         self.notification_queue_url = ""
         self.events_queue_url = ""
         self._versions = ObjectVersions()
+        self.all_objects_queue_url = ""
+        self._notifications: list[dict[str, Any]] = []  # the template's notifications to RecognizeFunction
 
     # ------------------------------------------------------------------------------------------ lifecycle
     def __enter__(self) -> LocalStack:
@@ -371,6 +392,9 @@ class LocalStack:
     def _start(self) -> None:
         config = self.config
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
+        if not config.quiet and log.level == logging.NOTSET:
+            # The stack's own notes (an upload no notification delivers) are INFO: shown unless configured otherwise.
+            log.setLevel(logging.INFO)
         # Both ports first, before anything slow: a second `vehicle-ocr up` fails in a moment.
         check_port_free(config.host, config.api_port, "--api-port")
         moto = SerializedMotoServer(ip_address=config.host, port=config.aws_port, option="--aws-port")
@@ -472,6 +496,17 @@ class LocalStack:
             if "Filter" in notification:
                 configuration["Filter"] = {"Key": {"FilterRules": notification["Filter"]["S3Key"]["Rules"]}}
             configurations.append(configuration)
+        self._notifications = notifications
+        # And every object created to a second queue, unfiltered, so that the ones no filter matches
+        # (never delivered, as in AWS) are logged rather than vanishing without a trace.
+        self.all_objects_queue_url = sqs.create_queue(QueueName=ALL_OBJECTS_QUEUE)["QueueUrl"]
+        configurations.append(
+            {
+                "Id": "local-all-objects",
+                "QueueArn": self._queue_arn(self.all_objects_queue_url),
+                "Events": sorted({notification["Event"] for notification in notifications}),
+            }
+        )
         self.client("s3").put_bucket_notification_configuration(
             Bucket=self.config.bucket, NotificationConfiguration={"QueueConfigurations": configurations}
         )
@@ -515,6 +550,9 @@ class LocalStack:
         )
 
         self._stopping.clear()
+        watcher = threading.Thread(target=self._watch_unmatched, name="local-unmatched-objects", daemon=True)
+        watcher.start()
+        self._workers.append(watcher)
         for index in range(max(1, self.config.concurrency)):
             worker = threading.Thread(target=self._dispatch, name=f"local-dispatcher-{index}", daemon=True)
             worker.start()
@@ -564,6 +602,36 @@ class LocalStack:
                     self._deliver_again(sqs, body, self.config.duplicate_deliveries(event))
                 self._invoke_async(event)
                 sqs.delete_message(QueueUrl=self.notification_queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+    def _watch_unmatched(self) -> None:
+        """Log each created object that no notification delivers (its key matches no filter)."""
+        sqs = self.client("sqs")
+        while not self._stopping.is_set():
+            try:
+                messages = sqs.receive_message(
+                    QueueUrl=self.all_objects_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+                ).get("Messages", [])
+            except Exception:  # the emulator is going away during stop()
+                if self._stopping.is_set():
+                    return
+                log.exception("receiving S3 notifications failed")
+                time.sleep(0.5)
+                continue
+            for message in messages:
+                try:
+                    records = json.loads(message["Body"]).get("Records") or []  # s3:TestEvent has none
+                except (ValueError, AttributeError):
+                    records = []
+                for record in records:
+                    try:
+                        name = str(record["eventName"])
+                        bucket = record["s3"]["bucket"]["name"]
+                        key = unquote_plus(record["s3"]["object"]["key"])
+                    except (KeyError, TypeError):
+                        continue
+                    if not any(notification_matches(n, name, key) for n in self._notifications):
+                        log.info("s3://%s/%s matches no notification prefix: not recognised (as in AWS)", bucket, key)
+                sqs.delete_message(QueueUrl=self.all_objects_queue_url, ReceiptHandle=message["ReceiptHandle"])
 
     def _deliver_again(self, sqs: Any, body: str, copies: int) -> None:
         for _ in range(copies):
