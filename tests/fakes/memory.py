@@ -169,12 +169,23 @@ class MemoryStore:
         self.table[(record_id, TRANSIENT_SK)] = _storable(updated)
         return AttemptHistory.from_item(updated)
 
-    def reset_transient_failures(self, record_id: str) -> None:
-        """``SET invocations = 0, calls = 0, possibly_billed = 0`` (creating the item, as update_item does)."""
-        self._enter("reset_transient_failures")
+    def start_redrive(self, record_id: str, redrive_id: str, history: AttemptHistory) -> AttemptHistory:
+        """Reset the counters once per ``redrive_id`` (a conditional update_item); a repeat keeps ``history``."""
+        self._enter("start_redrive")
         current = from_dynamo(self.table.get((record_id, TRANSIENT_SK), {}))
-        updated = {**current, "pk": record_id, "sk": TRANSIENT_SK, "invocations": 0, "calls": 0, "possibly_billed": 0}
+        if current.get("redrive_id") == redrive_id:
+            return history
+        updated = {
+            **current,
+            "pk": record_id,
+            "sk": TRANSIENT_SK,
+            "invocations": 0,
+            "calls": 0,
+            "possibly_billed": 0,
+            "redrive_id": redrive_id,
+        }
         self.table[(record_id, TRANSIENT_SK)] = _storable(updated)
+        return AttemptHistory()
 
     def mark_notified(self, record_id: str, at: datetime) -> None:
         """``SET notified_at``, conditional on the record existing."""

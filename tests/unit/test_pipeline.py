@@ -847,19 +847,10 @@ def test_redrive_never_replaces_a_succeeded_record():
     assert w.plate.calls == 1 and len(w.publisher.events) == 1
 
 
-REDRIVE_RESETS_ON_EVERY_RETRY = (
-    "Pipeline.process calls reset_transient_failures whenever a redrive event finds a FAILED, announced record; "
-    "Lambda's retries of that same redrive event find the same record, so each retry resets the attempt "
-    "history again: no attempt is ever the last (the redrive ends in the dead-letter queue with no new "
-    "outcome) and the possibly-billed budget restarts on every retry"
-)
+def _redrive_event(marker: Any = True) -> ParsedEvent:
+    return parse_s3_event(load_event("s3-put-plate.json") | {REDRIVE_MARKER: marker})
 
 
-def _redrive_event() -> ParsedEvent:
-    return parse_s3_event(load_event("s3-put-plate.json") | {REDRIVE_MARKER: True})
-
-
-@pytest.mark.xfail(strict=True, raises=OutcomeNotRecorded, reason=REDRIVE_RESETS_ON_EVERY_RETRY)
 def test_lambdas_retries_of_a_redrive_count_towards_its_last_attempt():
     # Given an upload that ended FAILED 150 (quota spent) and was announced
     w = world(plate=[code(150)])
@@ -879,7 +870,6 @@ def test_lambdas_retries_of_a_redrive_count_towards_its_last_attempt():
     assert [m["body"]["error"]["code"] for m in w.publisher.messages] == ["150", "130"]
 
 
-@pytest.mark.xfail(strict=True, raises=OutcomeNotRecorded, reason=REDRIVE_RESETS_ON_EVERY_RETRY)
 def test_possibly_billed_budget_of_a_redrive_spans_lambdas_retries():
     # Given an upload that ended FAILED 150 and was announced
     w = world(plate=[code(150)])
@@ -896,6 +886,25 @@ def test_possibly_billed_budget_of_a_redrive_spans_lambdas_retries():
     assert (outcome.status, outcome.error_code) == ("FAILED", "UPSTREAM_TIMEOUT")
     assert w.record()["possibly_billed"] == 2
     assert w.plate.calls == 1 + 4
+
+
+def test_a_later_redrive_starts_a_fresh_series_of_attempts():
+    # Given an upload whose first redrive (failure message m1) ended FAILED 130 after Lambda's three attempts
+    w = world(plate=[code(150)])
+    w.pipeline.process_event(w.stage("s3-put-plate.json"))
+    w.plate.then(*[code(130) for _ in range(9)])
+    for _ in range(2):
+        with pytest.raises(OutcomeNotRecorded):
+            w.pipeline.process_event(_redrive_event({"message_id": "m1"}))
+    w.pipeline.process_event(_redrive_event({"message_id": "m1"}))
+
+    # When the operator redrives it again (failure message m2) and tianapi answers
+    w.plate.then(plates("沪A12345"))
+    (outcome,) = w.pipeline.process_event(_redrive_event({"message_id": "m2"}))
+
+    # Then the new redrive was not charged the old one's attempts: it succeeded on its first call
+    assert outcome.status == "SUCCEEDED"
+    assert w.record()["upstream_attempts"] == 1
 
 
 # --- the fakes behave as the services they stand for ----------------------------------------------

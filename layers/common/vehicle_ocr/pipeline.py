@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import random
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -130,7 +131,9 @@ class Pipeline:
             # Thread-safe keys: the local stack runs several invocations in one process.
             logger.thread_safe_append_keys(object_key=obj.key, record_id=obj.record_id)
             try:
-                outcome = self.process(obj, remaining_s=remaining_s, redrive=parsed.redrive)
+                outcome = self.process(
+                    obj, remaining_s=remaining_s, redrive=parsed.redrive, redrive_id=parsed.redrive_id
+                )
             except (TransientFailure, AnswerInProgress) as exc:
                 logger.warning("transient failure; Lambda will retry the invocation", extra={"reason": str(exc)})
                 unrecorded.append(obj.record_id)
@@ -157,7 +160,12 @@ class Pipeline:
         return outcomes
 
     def process(
-        self, obj: shapes.UploadedObject, *, remaining_s: Callable[[], float] | None = None, redrive: bool = False
+        self,
+        obj: shapes.UploadedObject,
+        *,
+        remaining_s: Callable[[], float] | None = None,
+        redrive: bool = False,
+        redrive_id: str | None = None,
     ) -> Outcome:
         """Drive one object to its terminal outcome.
 
@@ -179,8 +187,8 @@ class Pipeline:
         if stored is not None:
             if redrive and stored.record["status"] == shapes.FAILED and stored.notified:
                 replacing = True  # `vehicle-ocr redrive`: run the FAILED upload again
-                self._store.reset_transient_failures(obj.record_id)
-                history = AttemptHistory()
+                # Attempts start afresh once per redrive; Lambda's retries of the same redrive keep counting.
+                history = self._store.start_redrive(obj.record_id, redrive_id or uuid.uuid4().hex, history)
             else:
                 # A duplicate delivery or a retry after a crash: never call the upstream again.
                 if not stored.notified:

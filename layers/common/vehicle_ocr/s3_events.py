@@ -27,6 +27,8 @@ class ParsedEvent:
     malformed: list[MalformedRecord] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)  # event names we do not act on (deletes, test events)
     redrive: bool = False  # `vehicle-ocr redrive` re-runs FAILED uploads: such events may replace a FAILED record
+    # Which redrive (the same for Lambda's retries of one redrive event): its attempts are counted once.
+    redrive_id: str | None = None
 
 
 def parse_s3_event(event: Any) -> ParsedEvent:
@@ -42,7 +44,9 @@ def parse_s3_event(event: Any) -> ParsedEvent:
     if event.get("Event") == "s3:TestEvent":  # S3 sends this once when the notification is configured
         parsed.ignored.append("s3:TestEvent")
         return parsed
-    parsed.redrive = bool(event.get(REDRIVE_MARKER))
+    marker = event.get(REDRIVE_MARKER)
+    parsed.redrive = bool(marker)
+    parsed.redrive_id = json.dumps(marker, sort_keys=True, default=str) if marker else None
     records = event.get("Records")
     if not isinstance(records, list) or not records:
         parsed.malformed.append(MalformedRecord(None, f"event has no Records list: {_outline(event)}"))

@@ -172,14 +172,25 @@ class ResultsStore:
         )
         return AttemptHistory.from_item(from_dynamo(response["Attributes"]))
 
-    def reset_transient_failures(self, record_id: str) -> None:
-        """A redrive starts a fresh series of attempts (the operator chose to pay again)."""
-        self._client.update_item(
-            TableName=self.table_name,
-            Key=_key(record_id, TRANSIENT_SK),
-            UpdateExpression="SET invocations = :zero, calls = :zero, possibly_billed = :zero",
-            ExpressionAttributeValues={":zero": {"N": "0"}},
-        )
+    def start_redrive(self, record_id: str, redrive_id: str, history: AttemptHistory) -> AttemptHistory:
+        """A redrive starts a fresh series of attempts (the operator chose to pay again), once.
+
+        Lambda retries a failed redrive with the same event: those retries find ``redrive_id``
+        already recorded and keep counting from ``history``, so its last attempt ends the series.
+        """
+        try:
+            self._client.update_item(
+                TableName=self.table_name,
+                Key=_key(record_id, TRANSIENT_SK),
+                UpdateExpression="SET invocations = :zero, calls = :zero, possibly_billed = :zero, redrive_id = :id",
+                ConditionExpression="attribute_not_exists(redrive_id) OR redrive_id <> :id",
+                ExpressionAttributeValues={":zero": {"N": "0"}, ":id": {"S": redrive_id}},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return history
+            raise
+        return AttemptHistory()
 
     def mark_notified(self, record_id: str, at: datetime) -> None:
         self._client.update_item(
