@@ -110,8 +110,28 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
+def choose_chain(env: Mapping[str, str], kind: Any) -> str:
+    """The providers a kind is recognised by locally, comma-separated, as the contract says.
+
+    ``<K>_PROVIDERS`` or ``<K>_PROVIDER`` force a choice; otherwise the kind's upstream when its
+    key is set, else the offline engine (no account, no network).
+    """
+    from vehicle_ocr.providers.registry import provider_spec  # the layer: importable once a function is
+
+    for variable in (f"{kind.settings_name}_PROVIDERS", f"{kind.settings_name}_PROVIDER"):
+        forced = env.get(variable, "").strip().lower()
+        if forced:
+            return ",".join(name.strip() for name in forced.split(",") if name.strip())
+    chain = []
+    for name in kind.default_providers:
+        spec = provider_spec(kind.name, name)
+        keyed = not spec.needs_key or env.get(f"{spec.settings_name}_KEY", "").strip()
+        chain.append(name if keyed else "local")
+    return ",".join(dict.fromkeys(chain))
+
+
 def choose_provider(env: Mapping[str, str], kind_variable: str, upstream: str, key_variable: str) -> str:
-    """DESIGN.md: the upstream when its key is set, otherwise the offline engine; the variable forces a choice."""
+    """One provider for one kind (see :func:`choose_chain`, which the stack uses)."""
     forced = env.get(kind_variable, "").strip().lower()
     if forced:
         return forced
@@ -519,21 +539,23 @@ class LocalStack:
     def _start_functions(self) -> None:
         if self.resources is None:
             raise RuntimeError("resources must be created before the functions")
+        from vehicle_ocr.kinds import all_kinds
+        from vehicle_ocr.providers.registry import all_providers
+
         env = self.config.environment
-        self.providers = {
-            "plate": choose_provider(env, "PLATE_PROVIDER", "tianapi", "TIANAPI_KEY"),
-            "vehicle_license": choose_provider(env, "LICENSE_PROVIDER", "apizero", "APIZERO_KEY"),
-        }
+        kinds = all_kinds()
+        self.providers = {kind.name: choose_chain(env, kind) for kind in kinds}
         recognize_env = self.resources.local_function_environment("RecognizeFunction")
-        recognize_env.update(PLATE_PROVIDER=self.providers["plate"], LICENSE_PROVIDER=self.providers["vehicle_license"])
+        for kind in kinds:
+            recognize_env.pop(f"{kind.settings_name}_PROVIDER", None)
+            recognize_env[f"{kind.settings_name}_PROVIDERS"] = self.providers[kind.name]
         # In AWS each of the reserved instances paces itself to its share of a provider's limit. Here
         # every dispatcher thread shares one module, and so one pacer: it must take the whole limit.
         recognize_env["PACING_INSTANCES"] = "1"
+        keyed = [spec.settings_name for spec in all_providers() if spec.settings_name]
         passthrough = (
-            "TIANAPI_KEY",
-            "APIZERO_KEY",
-            "TIANAPI_URL",
-            "APIZERO_URL",
+            *(f"{name}_KEY" for name in keyed),
+            *(f"{name}_URL" for name in keyed),
             "UPSTREAM_READ_TIMEOUT",
             "UPSTREAM_CONNECT_TIMEOUT",
             "UPSTREAM_MAX_ATTEMPTS",
