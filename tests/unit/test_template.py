@@ -4,12 +4,14 @@ AWS::Serverless transform), then read for what S3 may invoke and what RecognizeF
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
 
 from scripts.sam_transform import main as sam_transform
 from tests.conftest import ROOT
+from vehicle_ocr.settings import Settings
 from vehicle_ocr_local.template import LocalResources, load_template, local_name, parameter_defaults
 
 # The images bucket's name, built by string (see the naming notes at the top of template.yaml).
@@ -112,3 +114,115 @@ def test_local_stack_resolves_the_bucket_name_and_notifications_to_its_own_bucke
         [{"Name": "prefix", "Value": "plates/"}],
         [{"Name": "prefix", "Value": "vehicle-licenses/"}],
     ]
+
+
+# --- retention -----------------------------------------------------------------------------------
+
+
+def _resolve(template: dict[str, Any], parameters: dict[str, str], value: Any) -> Any:
+    """``value`` as CloudFormation would deploy it with ``parameters``: conditions, Fn::If, NoValue, parameter Refs."""
+
+    def condition(expression: Any) -> bool:
+        ((name, arg),) = expression.items()
+        if name == "Condition":
+            return condition(template["Conditions"][arg])
+        if name == "Fn::Not":
+            return not condition(arg[0])
+        if name == "Fn::And":
+            return all(condition(item) for item in arg)
+        if name == "Fn::Or":
+            return any(condition(item) for item in arg)
+        if name == "Fn::Equals":
+            left, right = (resolve(item) for item in arg)
+            return str(left) == str(right)
+        raise AssertionError(f"condition {name} not evaluated by this test")
+
+    def resolve(item: Any) -> Any:
+        if isinstance(item, dict):
+            if set(item) == {"Fn::If"}:
+                name, when_true, when_false = item["Fn::If"]
+                return resolve(when_true if condition(template["Conditions"][name]) else when_false)
+            if set(item) == {"Ref"} and item["Ref"] in parameters:
+                return parameters[item["Ref"]]
+            resolved = {key: resolve(inner) for key, inner in item.items()}
+            return {key: inner for key, inner in resolved.items() if inner != {"Ref": "AWS::NoValue"}}
+        if isinstance(item, list):
+            return [inner for inner in (resolve(inner) for inner in item) if inner != {"Ref": "AWS::NoValue"}]
+        return item
+
+    return resolve(value)
+
+
+@pytest.mark.parametrize("days", ["1", "30", "365", "99999"])
+def test_images_expire_after_the_image_retention_when_one_is_given(transformed, days):
+    # Given the expanded template deployed with ImageRetentionDays set
+    bucket = transformed["Resources"]["ImagesBucket"]["Properties"]
+    # When the images bucket's lifecycle rules are resolved
+    rules = _resolve(transformed, {"ImageRetentionDays": days}, bucket["LifecycleConfiguration"]["Rules"])
+    # Then one enabled rule, for every object (no prefix or filter), expires current versions after
+    # that many days and deletes noncurrent versions that many days after they became noncurrent
+    retention = [rule for rule in rules if "ExpirationInDays" in rule]
+    assert len(retention) == 1, rules
+    (rule,) = retention
+    assert rule["Status"] == "Enabled"
+    assert rule["ExpirationInDays"] == days
+    assert rule["NoncurrentVersionExpiration"] == {"NoncurrentDays": days}
+    assert not {"Prefix", "Filter", "TagFilters", "ObjectSizeGreaterThan"} & set(rule)
+
+
+def test_images_are_kept_when_the_image_retention_is_empty(transformed):
+    # Given the expanded template deployed with the default ImageRetentionDays (empty)
+    parameters = transformed["Parameters"]
+    assert parameters["ImageRetentionDays"]["Default"] == ""
+    bucket = transformed["Resources"]["ImagesBucket"]["Properties"]
+    # When the images bucket's lifecycle rules are resolved
+    rules = _resolve(transformed, {"ImageRetentionDays": ""}, bucket["LifecycleConfiguration"]["Rules"])
+    # Then no rule expires current versions: only the bucket's housekeeping of noncurrent versions remains
+    assert [rule for rule in rules if "ExpirationInDays" in rule or "ExpirationDate" in rule] == []
+    assert [rule["Id"] for rule in rules] == ["expire-noncurrent-versions"]
+
+
+@pytest.mark.parametrize("name", ["ImageRetentionDays", "RecordRetentionDays"])
+def test_retention_parameters_take_empty_or_a_whole_number_of_days(transformed, name):
+    # Given a retention parameter: a String (a Number must be an integer or a float), empty by default
+    parameter = transformed["Parameters"][name]
+    assert (parameter["Type"], parameter["Default"]) == ("String", "")
+    assert parameter["Description"] and parameter["ConstraintDescription"]
+    # When values are checked against its AllowedPattern (CloudFormation matches the whole value)
+    pattern = re.compile(parameter["AllowedPattern"])
+    # Then empty and whole numbers of days pass; zero, signs, fractions, words and leading zeros do not
+    assert all(pattern.fullmatch(value) for value in ("", "1", "30", "365", "99999"))
+    assert not any(
+        pattern.fullmatch(value) for value in ("0", "-1", "+3", "1.5", "30d", "thirty", "030", " 30", "100000")
+    )
+
+
+def test_results_table_ttl_and_the_record_retention_reach_the_function(transformed):
+    # Given the expanded template
+    resources = transformed["Resources"]
+    # When the results table's TTL and RecognizeFunction's environment are read
+    ttl = resources["ResultsTable"]["Properties"]["TimeToLiveSpecification"]
+    env = resources["RecognizeFunction"]["Properties"]["Environment"]["Variables"]
+    # Then the table's TTL attribute is expires_at, always enabled (bookkeeping items expire whatever
+    # the retention; an item without the attribute is never deleted), and the function is told the
+    # record retention, which decides whether records and sightings carry it (tests/unit/test_record_retention.py)
+    assert ttl == {"AttributeName": "expires_at", "Enabled": True}
+    assert env["RECORD_RETENTION_DAYS"] == {"Ref": "RecordRetentionDays"}
+
+
+@pytest.mark.parametrize(("days", "retention"), [("", None), ("30", 30)])
+def test_the_record_retention_parameter_becomes_the_functions_setting(days, retention):
+    # Given the template's RecognizeFunction environment resolved with RecordRetentionDays (as the local stack does)
+    template = load_template()
+    resources = LocalResources(
+        parameters={**parameter_defaults(template), "RecordRetentionDays": days}, template=template
+    )
+    for logical_id in template["Resources"]:
+        resources.refs[logical_id] = local_name(logical_id)
+        resources.arns[logical_id] = f"arn:aws:local:::{local_name(logical_id)}"
+    env = resources.local_function_environment("RecognizeFunction")
+    # When the function reads its settings from it
+    # (the offline engine: locally the API keys come from the environment, and none is set here)
+    settings = Settings.from_env({**env, "PLATE_PROVIDER": "local", "LICENSE_PROVIDER": "local"})
+    # Then empty keeps records forever, a number of days is the retention
+    assert settings.record_retention_days == retention

@@ -98,6 +98,8 @@ class Settings:
     # How many instances share each provider's rate limit.
     pacing_instances: int = 1
     upstream_max_image_bytes: int = 3 * 1024 * 1024  # tianapi: "图片大小不超过3M"
+    # Records (and their plate sightings) expire this many days after they are written (None: kept forever).
+    record_retention_days: int | None = None
 
     def provider(self, name: str) -> ProviderSettings:
         try:
@@ -150,6 +152,7 @@ class Settings:
             content_dedupe_ttl_s=int(read.number("CONTENT_DEDUPE_TTL_SECONDS", 30 * 24 * 3600, int)),
             pacing_instances=int(read.number("PACING_INSTANCES", 1, int)),
             upstream_max_image_bytes=int(read.number("UPSTREAM_MAX_IMAGE_BYTES", 3 * 1024 * 1024, int)),
+            record_retention_days=read.number("RECORD_RETENTION_DAYS", None, int),
         )
         settings.check()
         return settings

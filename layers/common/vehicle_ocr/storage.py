@@ -17,6 +17,10 @@ the writes happened), not by the order their events arrived, so an older object 
 recognised late never becomes the object's "latest" record.
 ``notified_at`` is set once the outcome has been published; until then a retry
 publishes again (an outbox on the record itself).
+
+``expires_at`` (the table's TTL attribute, epoch seconds): with a record retention, the record
+and every one of its sightings carry the same value, the record's write time plus the
+retention, so that DynamoDB deletes them together; without one, neither carries it.
 """
 
 from __future__ import annotations
@@ -45,11 +49,13 @@ INTERNAL_ATTRIBUTES = (
     "created_sort",
     "notified_at",
     "attempts",
+    "expires_at",
 )
 # S3 sequencers are hex strings of varying length: right-pad with zeros, then compare as text.
 SEQUENCER_WIDTH = 32
 # Bookkeeping items expire on their own (the table's TTL attribute).
 BOOKKEEPING_TTL_S = 14 * 24 * 3600
+DAY_S = 24 * 3600
 
 # Values that become index keys (plate numbers, VINs): real ones are 7-17 characters; a longer
 # reading is kept in the record but never becomes a key (DynamoDB caps key sizes).
@@ -62,9 +68,11 @@ _deserializer = TypeDeserializer()
 
 
 class ResultsStore:
-    def __init__(self, table_name: str, client: Any):
+    def __init__(self, table_name: str, client: Any, *, record_retention_days: int | None = None):
         self.table_name = table_name
         self._client = client
+        # Records and their sightings expire this many days after they are written (None: never).
+        self.record_retention_days = record_retention_days
 
     def load(self, record_id: str) -> StoredRecord | None:
         response = self._client.get_item(TableName=self.table_name, Key=_key(record_id, RECORD_SK), ConsistentRead=True)
@@ -101,7 +109,13 @@ class ResultsStore:
 
         With ``replace_failed`` (a redrive) an existing FAILED record is replaced; a SUCCEEDED one never is.
         """
-        item = to_item(record, attempts=attempts, created_sort_at=created_sort_at, sequencer=sequencer)
+        item = to_item(
+            record,
+            attempts=attempts,
+            created_sort_at=created_sort_at,
+            sequencer=sequencer,
+            retention_days=self.record_retention_days,
+        )
         condition = "attribute_not_exists(pk)"
         values: dict[str, Any] = {}
         if replace_failed:
@@ -118,7 +132,7 @@ class ResultsStore:
                 **values,
             }
         }
-        sightings = self._sighting_puts(record, item["created_sort"])
+        sightings = self._sighting_puts(record, item["created_sort"], item.get("expires_at"))
         first, rest = sightings[: TRANSACTION_ITEMS - 1], sightings[TRANSACTION_ITEMS - 1 :]
         try:
             self._client.transact_write_items(TransactItems=[record_put, *first])
@@ -132,10 +146,12 @@ class ResultsStore:
         return True
 
     def put_sightings(self, stored: StoredRecord) -> None:
-        """Write (again) every sighting of a stored record: idempotent."""
-        self._write_in_transactions(self._sighting_puts(stored.record, stored.created_sort))
+        """Write (again) every sighting of a stored record, expiring with it: idempotent."""
+        self._write_in_transactions(self._sighting_puts(stored.record, stored.created_sort, stored.expires_at))
 
-    def _sighting_puts(self, record: dict[str, Any], created_sort: str) -> list[dict[str, Any]]:
+    def _sighting_puts(
+        self, record: dict[str, Any], created_sort: str, expires_at: int | None = None
+    ) -> list[dict[str, Any]]:
         puts = []
         for number in plate_numbers_named(record):
             if not indexable(number):
@@ -147,6 +163,8 @@ class ResultsStore:
                 "created_sort": created_sort,
                 "record_kind": record["kind"],
             }
+            if expires_at is not None:  # the record's own expiry: record and sightings go together
+                sighting["expires_at"] = expires_at
             puts.append({"Put": {"TableName": self.table_name, "Item": _to_dynamo(sighting)}})
         return puts
 
@@ -222,11 +240,20 @@ class AttemptHistory:
 class StoredRecord:
     """A record as read back, with the bookkeeping the pipeline needs beside it."""
 
-    def __init__(self, record: dict[str, Any], *, notified_at: str | None, attempts: int, created_sort: str = ""):
+    def __init__(
+        self,
+        record: dict[str, Any],
+        *,
+        notified_at: str | None,
+        attempts: int,
+        created_sort: str = "",
+        expires_at: int | None = None,
+    ):
         self.record = record
         self.notified_at = notified_at  # ISO time the outcome was announced; None until then
         self.attempts = attempts
         self.created_sort = created_sort
+        self.expires_at = expires_at  # TTL (epoch seconds) its sightings must share; None: kept forever
 
     @property
     def notified(self) -> bool:
@@ -239,11 +266,17 @@ class StoredRecord:
             notified_at=item.get("notified_at"),
             attempts=int(item.get("attempts") or 1),
             created_sort=item.get("created_sort", ""),
+            expires_at=int(item["expires_at"]) if item.get("expires_at") is not None else None,
         )
 
 
 def to_item(
-    record: dict[str, Any], *, attempts: int, created_sort_at: datetime, sequencer: str | None = None
+    record: dict[str, Any],
+    *,
+    attempts: int,
+    created_sort_at: datetime,
+    sequencer: str | None = None,
+    retention_days: int | None = None,
 ) -> dict[str, Any]:
     item = dict(record)
     # Millisecond time then id: newest-first listings with a total, stable order.
@@ -256,6 +289,9 @@ def to_item(
         created_sort=created_sort,
         attempts=attempts,
     )
+    if retention_days:
+        # The table's TTL attribute: DynamoDB deletes the item (usually within days) once this has passed.
+        item["expires_at"] = int(created_sort_at.timestamp()) + retention_days * DAY_S
     item.update({name: value for name, value in index_values(record).items() if indexable(value)})
     # Index key attributes must be strings when present: leave them out rather than store NULL.
     for index_key in ("kind", "status"):
