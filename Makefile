@@ -3,8 +3,11 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# make demo / make up need the runtime and the `local` extra only (the offline engine, moto, rich):
+# not SAM CLI, cfn-lint, pytest or ruff, which `.[dev]` adds for the other targets.
+LOCAL_STAMP := $(VENV)/.installed-local
 
-.PHONY: help install lint format check-template unit integration test bench build lock events openapi up demo clean
+.PHONY: help install install-local lint format check-template unit integration test bench build lock events openapi up demo clean
 
 help:
 	@echo "make demo            the whole pipeline on the sample images, locally; prints a table"
@@ -19,14 +22,23 @@ help:
 	@echo "make openapi         regenerate docs/openapi.json from the query API's routes"
 	@echo "make format          ruff format + import sorting"
 
-# The virtualenv is rebuilt when pyproject.toml changes.
+# The virtualenv is rebuilt when pyproject.toml changes. `.[dev]` includes `.[local]`, so the
+# full install also satisfies demo and up; the local one alone leaves the dev stamp stale.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@ $(LOCAL_STAMP)
+
+$(LOCAL_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[local]'
 	touch $@
 
 install: $(STAMP)
+
+install-local: $(LOCAL_STAMP)
 
 lint: install
 	$(BIN)/ruff check .
@@ -52,10 +64,10 @@ test: lint check-template
 bench: install
 	$(BIN)/python -m bench
 
-demo: install
+demo: install-local
 	$(BIN)/vehicle-ocr demo
 
-up: install
+up: install-local
 	$(BIN)/vehicle-ocr up
 
 # SAM builds the layer with python3.12 (the Lambda runtime); pyenv's 3.12 is picked up if needed.
