@@ -226,3 +226,109 @@ def test_the_record_retention_parameter_becomes_the_functions_setting(days, rete
     settings = Settings.from_env({**env, "PLATE_PROVIDER": "local", "LICENSE_PROVIDER": "local"})
     # Then empty keeps records forever, a number of days is the retention
     assert settings.record_retention_days == retention
+
+
+# --- least privilege -----------------------------------------------------------------------------
+
+
+def _statements(role: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        statement
+        for policy in role["Properties"].get("Policies", [])
+        for statement in policy["PolicyDocument"]["Statement"]
+        if isinstance(statement, dict) and "Fn::If" not in statement
+    ]
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    actions = statement.get("Action", [])
+    return [actions] if isinstance(actions, str) else list(actions)
+
+
+def test_recognize_function_reads_images_and_may_not_write_them(transformed):
+    # Given RecognizeFunction's role as SAM expands it
+    role = transformed["Resources"]["RecognizeFunctionRole"]
+    # When its S3 statements are read
+    s3 = [
+        (statement, action) for statement in _statements(role) for action in _actions(statement) if action[:3] == "s3:"
+    ]
+    by_action = {action: statement["Resource"] for statement, action in s3}
+    # Then GetObject and GetObjectVersion (the function reads by VersionId or IfMatch) on the images
+    # bucket's objects, and ListBucket on the bucket itself only (kept so that a vanished object is
+    # a 404, not a 403: see the template), and nothing else: no write, no wildcard, no other bucket
+    objects = {"Fn::Sub": "arn:${AWS::Partition}:s3:::" + IMAGES_BUCKET_NAME + "/*"}
+    assert by_action == {
+        "s3:GetObject": objects,
+        "s3:GetObjectVersion": objects,
+        "s3:ListBucket": {"Fn::Sub": "arn:${AWS::Partition}:s3:::" + IMAGES_BUCKET_NAME},
+    }
+    assert all(statement["Effect"] == "Allow" and "Condition" not in statement for statement, _ in s3)
+
+
+@pytest.mark.parametrize(
+    ("function", "log_group"), [("RecognizeFunction", "RecognizeLogGroup"), ("QueryFunction", "QueryLogGroup")]
+)
+def test_each_function_may_write_logs_to_its_own_log_group_only(transformed, function, log_group):
+    # Given a function's role: SAM attaches AWSLambdaBasicExecutionRole (logs on "*") to every role it generates
+    resources = transformed["Resources"]
+    role = resources[f"{function}Role"]["Properties"]
+    assert resources[function]["Properties"]["LoggingConfig"] == {"LogGroup": {"Ref": log_group}}
+    # When its permissions boundary is read
+    boundary = role["PermissionsBoundary"]
+    assert set(boundary) == {"Ref"}
+    policy = resources[boundary["Ref"]]
+    assert policy["Type"] == "AWS::IAM::ManagedPolicy"
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    # Then the boundary allows no CloudWatch Logs action anywhere but the function's own log group
+    # (and its streams), and leaves every other permission to the role's own policies
+    assert all(statement["Effect"] == "Allow" for statement in statements)
+    everything_else = [statement for statement in statements if "NotAction" in statement]
+    assert [(s["NotAction"], s["Resource"]) for s in everything_else] == [("logs:*", "*")]
+    logs = [statement for statement in statements if "Action" in statement]
+    assert {action for statement in logs for action in _actions(statement)} == {
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+    }
+    assert [statement["Resource"] for statement in logs] == [{"Fn::GetAtt": [log_group, "Arn"]}]
+
+
+def test_the_event_bus_is_encrypted_with_the_stacks_key_and_eventbridge_may_use_it_for_that_bus(transformed):
+    # Given the expanded template
+    resources = transformed["Resources"]
+    bus = resources["EventBus"]["Properties"]
+    # When the bus and the key policy are read
+    statements = {s["Sid"]: s for s in resources["DataKey"]["Properties"]["KeyPolicy"]["Statement"]}
+    # Then the bus names the stack's key, and the key lets EventBridge use it for this bus only
+    assert bus["KmsKeyIdentifier"] == {"Fn::GetAtt": ["DataKey", "Arn"]}
+    events = statements["EventBridgeForTheStackBus"]
+    assert events["Principal"] == {"Service": "events.amazonaws.com"}
+    assert sorted(_actions(events)) == ["kms:Decrypt", "kms:GenerateDataKey"]
+    bus_arn = events["Condition"]["StringEquals"]["kms:EncryptionContext:aws:events:event-bus:arn"]
+    assert bus_arn == {
+        "Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/" + bus["Name"]["Fn::Sub"]
+    }
+    assert events["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
+
+
+def test_the_key_policy_names_the_roles_that_decrypt_the_results_table(transformed):
+    # Given the expanded template
+    resources = transformed["Resources"]
+    statements = {s["Sid"]: s for s in resources["DataKey"]["Properties"]["KeyPolicy"]["Statement"]}
+    # When the statement for the results table is read
+    table = statements["ResultsTableDecryptForTheFunctionRoles"]
+    # Then it allows kms:Decrypt through DynamoDB, to principals whose ARN is one of the two function roles
+    assert (table["Effect"], _actions(table)) == ("Allow", ["kms:Decrypt"])
+    assert table["Condition"]["StringEquals"]["kms:ViaService"] == {"Fn::Sub": "dynamodb.${AWS::Region}.amazonaws.com"}
+    patterns = [pattern["Fn::Sub"] for pattern in table["Condition"]["ArnLike"]["aws:PrincipalArn"]]
+    # And each pattern is exactly the path SAM gives that function's role (its name is generated)
+    paths = [
+        resources[f"{name}Role"]["Properties"]["Path"]["Fn::Sub"] for name in ("RecognizeFunction", "QueryFunction")
+    ]
+    assert patterns == [f"arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:role{path}*" for path in paths]
+    assert len(set(paths)) == 2 and all(path.startswith("/${AWS::StackName}-${AWS::Region}/") for path in paths)
+    # And the account keeps administering the key (without it no one could change its policy)
+    admin = statements["AccountAdministration"]
+    assert (admin["Principal"], admin["Action"]) == (
+        {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}},
+        "kms:*",
+    )
