@@ -8,12 +8,13 @@ on success, one SQS failure message on failure.
 from __future__ import annotations
 
 import copy
+import time
 from typing import Any
 from urllib.parse import unquote_plus
 
 import pytest
 
-from tests.conftest import EVENTS, load_event, make_jpeg
+from tests.conftest import EVENTS, load_event, load_function_module, make_jpeg
 from tests.fakes.upstream import DEFAULT_VEHICLE_LICENSE
 
 # What each sample event must end as, per decoded key: (status, error code or None). None = skipped.
@@ -167,3 +168,21 @@ def test_vehicle_license_event_carries_no_personal_data(stack, recognize_app, la
     assert event_out["detail"]["vin"] == "LSVAU2180N2183294"
     text = str(event_out)
     assert "张三丰" not in text and "世纪大道" not in text
+
+
+def test_record_retention_reaches_the_records_the_function_writes(
+    stack, recognize_env, lambda_context, fake_upstream, monkeypatch
+):
+    # Given RecordRetentionDays=30 (RECORD_RETENTION_DAYS) on the function
+    monkeypatch.setenv("RECORD_RETENTION_DAYS", "30")
+    app = load_function_module("recognize", "recognize_app_retention")
+
+    # When a plate photo is recognised
+    before = time.time()
+    app.lambda_handler(stage_event(stack, load_event("s3-put-plate.json")), lambda_context)
+
+    # Then the record and its sighting expire together, 30 days after they were written
+    (record_item,) = [item for item in stack.items() if item["sk"] == "RECORD"]
+    (sighting,) = stack.sightings()
+    assert record_item["expires_at"] == sighting["expires_at"]
+    assert before + 30 * 86400 - 5 <= record_item["expires_at"] <= time.time() + 30 * 86400 + 5

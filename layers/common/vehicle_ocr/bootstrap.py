@@ -32,7 +32,7 @@ def build_pipeline(settings: Settings, *, session: boto3.Session | None = None) 
     return Pipeline(
         settings=settings,
         s3_client=session.client("s3", config=AWS_CONFIG),
-        store=ResultsStore(settings.results_table, dynamodb),
+        store=ResultsStore(settings.results_table, dynamodb, record_retention_days=settings.record_retention_days),
         publisher=Publisher(
             events_client=session.client("events", config=AWS_CONFIG),
             sqs_client=session.client("sqs", config=AWS_CONFIG),
