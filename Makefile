@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # not SAM CLI, cfn-lint, pytest or ruff, which `.[dev]` adds for the other targets.
 LOCAL_STAMP := $(VENV)/.installed-local
 
-.PHONY: help install install-local lint format check-template unit integration test bench build lock events openapi up demo clean
+.PHONY: help install install-local lint format check-template unit integration test bench build deploy lock events openapi up demo clean
 
 help:
 	@echo "make demo            the whole pipeline on the sample images, locally; prints a table"
@@ -17,6 +17,7 @@ help:
 	@echo "make check-template  sam validate (--lint), cfn-lint on the transformed template, checkov"
 	@echo "make bench           benchmarks (~5 min): overhead, throughput, cold start, paid calls, engine; bench/REPORT.md"
 	@echo "make build           sam build (needs python3.12 on PATH; pyenv's 3.12 is picked up)"
+	@echo "make deploy          make build, then .venv/bin/sam deploy --guided (DEPLOY_FLAGS= to deploy from samconfig.toml)"
 	@echo "make lock            pin the layer's whole dependency tree, with hashes (layers/common/requirements.in -> .txt)"
 	@echo "make events          regenerate events/ with sam local generate-event"
 	@echo "make openapi         regenerate docs/openapi.json from the query API's routes"
@@ -73,6 +74,12 @@ up: install-local
 # SAM builds the layer with python3.12 (the Lambda runtime); pyenv's 3.12 is picked up if needed.
 build: install
 	scripts/sam-build.sh
+
+# sam deploy of what `make build` built (.aws-sam/build). --guided asks for the stack name, region and
+# parameters and can save the answers in samconfig.toml; then `make deploy DEPLOY_FLAGS=` asks nothing.
+DEPLOY_FLAGS ?= --guided
+deploy: build
+	SAM_CLI_TELEMETRY=0 $(BIN)/sam deploy $(DEPLOY_FLAGS)
 
 # The layer's dependencies: top-level intent in requirements.in, the whole tree pinned with
 # hashes in requirements.txt, resolved for Lambda's platform (x86_64 Linux, CPython 3.12,

@@ -22,5 +22,9 @@ fi
 if [ "$BUILD_DIR" = "--python" ]; then
   exec python3.12 -c 'import sys; print(sys.executable)'
 fi
+if [ ! -x "$ROOT/.venv/bin/sam" ]; then
+  echo "sam build needs the SAM CLI, which lives in .venv: run \`make build\` (it installs .venv first) or \`make install\`" >&2
+  exit 3
+fi
 export SAM_CLI_TELEMETRY=0
 exec "$ROOT/.venv/bin/sam" build --build-dir "$BUILD_DIR" --cache-dir "$ROOT/.aws-sam/cache" --cached

@@ -6,6 +6,8 @@ vehicle-ocr upload FILE... --kind plate                put images into a running
 vehicle-ocr results [--kind K] [--status S] [--json]   what a running stack recognised: a table (never
                                                        an owner or address), or every field as JSON
 vehicle-ocr redrive [--code C]                          re-run failures from the failure queue
+vehicle-ocr invoke EVENT.json [--function F]            a function's real handler on an event, against a
+                                                       running stack (`sam local invoke` without Docker)
 vehicle-ocr --version
 
 An ordinary mistake (nothing listening on the endpoint, no such file, a port in use) ends the
@@ -87,6 +89,24 @@ def build_parser() -> argparse.ArgumentParser:
     redrive.add_argument("--limit", type=int, default=1000, help="at most this many messages (default 1000)")
     redrive.add_argument("--timeout", type=float, default=600, help="seconds to wait for the re-runs (default 600)")
 
+    invoke = commands.add_parser(
+        "invoke",
+        help="run a function's real handler on an event file against a running stack (no Docker), print its response",
+        description=(
+            "Run RecognizeFunction or QueryFunction's real handler in this process on EVENT.json (e.g. events/*.json), "
+            "with the function's environment from template.yaml resolved to the running local stack, and print the "
+            "handler's JSON response. Exit 0 when the handler returned, 1 when it raised (or the stack is not "
+            "running, or an S3 event's object is not in the bucket), 2 on bad usage."
+        ),
+    )
+    invoke.add_argument("event", type=Path, metavar="EVENT.json", help="a Lambda event: S3 records or an API request")
+    invoke.add_argument(
+        "--function",
+        choices=["recognize", "query"],
+        help="the function (default: from the event: S3 records → recognize, an API Gateway request → query)",
+    )
+    invoke.add_argument("--endpoint", default=DEFAULT_AWS, help=f"the local stack's AWS endpoint ({DEFAULT_AWS})")
+
     return parser
 
 
@@ -99,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         "upload": run_upload,
         "results": run_results,
         "redrive": run_redrive,
+        "invoke": run_invoke,
     }
     try:
         return commands_by_name[args.command](args)
@@ -311,6 +332,13 @@ def run_results(args: argparse.Namespace) -> int:
     else:
         print(plain_table(table_rows(records)))
     return 0
+
+
+# ------------------------------------------------------------------------------------------------ invoke
+def run_invoke(args: argparse.Namespace) -> int:
+    from vehicle_ocr_local.invoke import run_invoke as invoke_event
+
+    return invoke_event(args)
 
 
 # ------------------------------------------------------------------------------------------------ redrive
