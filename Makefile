@@ -7,13 +7,14 @@ STAMP  := $(VENV)/.installed
 # not SAM CLI, cfn-lint, pytest or ruff, which `.[dev]` adds for the other targets.
 LOCAL_STAMP := $(VENV)/.installed-local
 
-.PHONY: help install install-local lint format check-template unit integration test bench build deploy lock events openapi up demo clean
+.PHONY: typecheck help install install-local lint format check-template unit integration test bench build deploy lock events openapi up demo clean
 
 help:
 	@echo "make demo            the whole pipeline on the sample images, locally; prints a table"
 	@echo "make up              the local stack, kept running (AWS on :4566, query API on :3000)"
 	@echo "make test            install, lint, check the template, run every test (what CI runs)"
 	@echo "make lint            ruff check + ruff format --check"
+	@echo "make typecheck       mypy on layers/ and src/"
 	@echo "make check-template  sam validate (--lint), cfn-lint on the transformed template, checkov"
 	@echo "make bench           benchmarks (~5 min): overhead, throughput, cold start, paid calls, engine; bench/REPORT.md"
 	@echo "make build           sam build (needs python3.12 on PATH; pyenv's 3.12 is picked up)"
@@ -58,7 +59,11 @@ unit: install
 integration: install
 	$(BIN)/pytest tests/integration -q
 
-test: lint check-template
+# The layer and the local side, type-checked (tests and scripts are not).
+typecheck: install
+	$(BIN)/mypy
+
+test: lint typecheck check-template
 	$(BIN)/pytest -q
 
 # Figures with their targets, bench/REPORT.md (committed) and bench/results/latest.json.

@@ -596,6 +596,7 @@ def _split_target(target: str) -> tuple[bytes, str]:
 class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
+    raw_requestline: bytes
 
     def version_string(self) -> str:
         return "vehicle-ocr-local-apigateway"
@@ -639,7 +640,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     def _read_body(self) -> bytes:
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            chunks = []
+            chunks: list[bytes] = []
             while True:
                 line = self.rfile.readline(65537)
                 try:

@@ -24,6 +24,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -146,9 +147,9 @@ def run_up(args: argparse.Namespace) -> int:
         aws = f"aws --endpoint-url {stack.aws_endpoint}"
         print(f"  upload     : {aws} s3 cp samples/plates/001-blue-regular.jpg s3://{bucket}/plates/car.jpg")
         print(f"  successes  : {aws} sqs receive-message --queue-url {stack.events_queue_url}")
-        print(f"  failures   : {aws} sqs receive-message --queue-url {stack.resources.refs['FailureQueue']}")
+        print(f"  failures   : {aws} sqs receive-message --queue-url {stack.failure_queue_url}")
         print(f"Query API    : {stack.api_url}   (curl {stack.api_url}/results)")
-        print(f"Providers    : plate={stack.providers['plate']} vehicle_license={stack.providers['vehicle_license']}")
+        print(f"Providers    : {' '.join(f'{kind}={chain}' for kind, chain in stack.providers.items())}")
         print("vehicle-ocr local stack ready (Ctrl-C stops it)", flush=True)
         stop.wait()
         print("stopping", flush=True)
@@ -271,7 +272,7 @@ def print_table(console: Any, records: list[dict[str, Any]], keys: list[str] | N
     console.print(table)
 
 
-def plain_table(rows: list[tuple[str, ...]]) -> str:
+def plain_table(rows: Sequence[tuple[str, ...]]) -> str:
     """Rows as plain text for a pipe or a file: a header, columns aligned, one line per row, no colours."""
     from rich.cells import cell_len  # a Chinese character takes two columns
 

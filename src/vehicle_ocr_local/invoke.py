@@ -29,18 +29,6 @@ from vehicle_ocr_local.cli_errors import CliError, UsageError
 
 # --function NAME → (functions/NAME/app.py, the template's logical id)
 FUNCTIONS = {"recognize": "RecognizeFunction", "query": "QueryFunction"}
-# What the local stack passes from the user's environment to RecognizeFunction (stack.py does the same).
-RECOGNIZE_PASSTHROUGH = (
-    "TIANAPI_KEY",
-    "APIZERO_KEY",
-    "TIANAPI_URL",
-    "APIZERO_URL",
-    "UPSTREAM_READ_TIMEOUT",
-    "UPSTREAM_CONNECT_TIMEOUT",
-    "UPSTREAM_MAX_ATTEMPTS",
-    "UPSTREAM_RETRY_BASE_DELAY",
-    "MAX_IMAGE_BYTES",
-)
 _MISSING_OBJECT = {"404", "NoSuchKey", "NoSuchVersion", "NotFound"}
 
 
@@ -146,19 +134,11 @@ def running_resources(endpoint: str) -> Any:
 
 def function_environment(resources: Any, function: str) -> dict[str, str]:
     """The function's environment as the local stack builds it (stack.py's ``_start_functions``)."""
-    from vehicle_ocr_local.stack import choose_provider
+    from vehicle_ocr_local.stack import recognize_environment
 
-    logical_id = FUNCTIONS[function]
     if function == "query":
-        return resources.function_environment(logical_id)
-    env = resources.local_function_environment(logical_id)
-    env.update(
-        PLATE_PROVIDER=choose_provider(os.environ, "PLATE_PROVIDER", "tianapi", "TIANAPI_KEY"),
-        LICENSE_PROVIDER=choose_provider(os.environ, "LICENSE_PROVIDER", "apizero", "APIZERO_KEY"),
-        PACING_INSTANCES="1",
-    )
-    env.update({name: os.environ[name] for name in RECOGNIZE_PASSTHROUGH if os.environ.get(name)})
-    return env
+        return resources.function_environment(FUNCTIONS[function])
+    return recognize_environment(resources, os.environ)[0]
 
 
 def complete_s3_records(event: dict[str, Any], endpoint: str, images_bucket: str) -> None:

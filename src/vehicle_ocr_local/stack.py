@@ -130,12 +130,35 @@ def choose_chain(env: Mapping[str, str], kind: Any) -> str:
     return ",".join(dict.fromkeys(chain))
 
 
-def choose_provider(env: Mapping[str, str], kind_variable: str, upstream: str, key_variable: str) -> str:
-    """One provider for one kind (see :func:`choose_chain`, which the stack uses)."""
-    forced = env.get(kind_variable, "").strip().lower()
-    if forced:
-        return forced
-    return upstream if env.get(key_variable, "").strip() else "local"
+def recognize_environment(resources: Any, env: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """RecognizeFunction's environment locally, and each kind's provider chain (for the banner).
+
+    The template's environment, with each kind's chain chosen by :func:`choose_chain`, and the
+    provider keys, URLs and upstream timeouts taken from the user's environment.
+    """
+    from vehicle_ocr.kinds import all_kinds
+    from vehicle_ocr.providers.registry import all_providers
+
+    chains = {kind.name: choose_chain(env, kind) for kind in all_kinds()}
+    function_env = resources.local_function_environment("RecognizeFunction")
+    for kind in all_kinds():
+        function_env.pop(f"{kind.settings_name}_PROVIDER", None)
+        function_env[f"{kind.settings_name}_PROVIDERS"] = chains[kind.name]
+    # In AWS each of the reserved instances paces itself to its share of a provider's limit. Here
+    # every dispatcher thread shares one module, and so one pacer: it must take the whole limit.
+    function_env["PACING_INSTANCES"] = "1"
+    keyed = [spec.settings_name for spec in all_providers() if spec.settings_name]
+    passthrough = (
+        *(f"{name}_KEY" for name in keyed),
+        *(f"{name}_URL" for name in keyed),
+        "UPSTREAM_READ_TIMEOUT",
+        "UPSTREAM_CONNECT_TIMEOUT",
+        "UPSTREAM_MAX_ATTEMPTS",
+        "UPSTREAM_RETRY_BASE_DELAY",
+        "MAX_IMAGE_BYTES",
+    )
+    function_env.update({name: env[name] for name in passthrough if env.get(name)})
+    return function_env, chains
 
 
 def load_function(function: str, module_name: str, environment: Mapping[str, str]) -> ModuleType:
@@ -470,6 +493,12 @@ class LocalStack:
 
     # ------------------------------------------------------------------------------------------ resources
     @property
+    def failure_queue_url(self) -> str:
+        if self.resources is None:
+            raise RuntimeError("the stack is not started")
+        return self.resources.refs["FailureQueue"]
+
+    @property
     def session(self) -> boto3.Session:
         return boto3.Session(region_name=REGION)
 
@@ -539,30 +568,7 @@ class LocalStack:
     def _start_functions(self) -> None:
         if self.resources is None:
             raise RuntimeError("resources must be created before the functions")
-        from vehicle_ocr.kinds import all_kinds
-        from vehicle_ocr.providers.registry import all_providers
-
-        env = self.config.environment
-        kinds = all_kinds()
-        self.providers = {kind.name: choose_chain(env, kind) for kind in kinds}
-        recognize_env = self.resources.local_function_environment("RecognizeFunction")
-        for kind in kinds:
-            recognize_env.pop(f"{kind.settings_name}_PROVIDER", None)
-            recognize_env[f"{kind.settings_name}_PROVIDERS"] = self.providers[kind.name]
-        # In AWS each of the reserved instances paces itself to its share of a provider's limit. Here
-        # every dispatcher thread shares one module, and so one pacer: it must take the whole limit.
-        recognize_env["PACING_INSTANCES"] = "1"
-        keyed = [spec.settings_name for spec in all_providers() if spec.settings_name]
-        passthrough = (
-            *(f"{name}_KEY" for name in keyed),
-            *(f"{name}_URL" for name in keyed),
-            "UPSTREAM_READ_TIMEOUT",
-            "UPSTREAM_CONNECT_TIMEOUT",
-            "UPSTREAM_MAX_ATTEMPTS",
-            "UPSTREAM_RETRY_BASE_DELAY",
-            "MAX_IMAGE_BYTES",
-        )
-        recognize_env.update({name: env[name] for name in passthrough if env.get(name)})
+        recognize_env, self.providers = recognize_environment(self.resources, self.config.environment)
         if self.config.quiet:
             recognize_env["POWERTOOLS_METRICS_DISABLED"] = "true"
         suffix = uuid.uuid4().hex[:8]  # two stacks in one process (tests) get their own modules
@@ -666,6 +672,8 @@ class LocalStack:
             self.stats.duplicates_delivered += copies
 
     def _invoke_async(self, event: dict[str, Any]) -> None:
+        if self.recognize is None:
+            raise RuntimeError("the functions must be started before events are delivered")
         """One asynchronous invocation: the first try, Lambda's two retries, then the on-failure destination."""
         delays = (0.0, *self.config.retry_delays_s)
         error: BaseException | None = None

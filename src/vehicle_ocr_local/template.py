@@ -211,7 +211,7 @@ def _create_queues(client: Any, template: dict[str, Any], resources: LocalResour
         for logical_id, resource in list(pending.items()):
             props = resource.get("Properties", {})
             redrive = props.get("RedrivePolicy")
-            target = None
+            target: str | None = None
             if redrive:
                 target = redrive["deadLetterTargetArn"]["Fn::GetAtt"][0]
                 if target not in resources.arns:
@@ -221,7 +221,7 @@ def _create_queues(client: Any, template: dict[str, Any], resources: LocalResour
                 for name in ("MessageRetentionPeriod", "VisibilityTimeout", "DelaySeconds")
                 if name in props
             }
-            if redrive:
+            if redrive and target is not None:
                 attributes["RedrivePolicy"] = json.dumps(
                     {"deadLetterTargetArn": resources.arns[target], "maxReceiveCount": int(redrive["maxReceiveCount"])}
                 )

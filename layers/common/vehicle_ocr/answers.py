@@ -107,6 +107,6 @@ def _paid_call(*, request: dict[str, Any], call: Callable[[], ProviderAnswer]) -
     }
 
 
-def _mark_reused(response: dict[str, Any], data_record: Any) -> dict[str, Any]:
+def _mark_reused(response: dict[str, Any], idempotent_data: Any) -> dict[str, Any]:
     """Powertools calls this only when it returns a stored answer instead of calling."""
     return {**response, "reused": True}

@@ -26,13 +26,13 @@ def quiet_sdk_loggers() -> None:
         logger = logging.getLogger(name)
         if logger.level < logging.WARNING:
             logger.setLevel(logging.WARNING)
-    for name, logger in list(logging.root.manager.loggerDict.items()):
+    for name, known in list(logging.root.manager.loggerDict.items()):
         if (
-            isinstance(logger, logging.Logger)
+            isinstance(known, logging.Logger)
             and name.startswith(tuple(f"{parent}." for parent in SDK_LOGGERS))
-            and logging.NOTSET < logger.level < logging.WARNING
+            and logging.NOTSET < known.level < logging.WARNING
         ):
-            logger.setLevel(logging.WARNING)
+            known.setLevel(logging.WARNING)
 
 
 quiet_sdk_loggers()

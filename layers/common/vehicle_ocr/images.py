@@ -57,7 +57,7 @@ import struct
 import warnings
 import zlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from vehicle_ocr.errors import PipelineError
 
@@ -537,7 +537,7 @@ def _without_metadata(data: bytes, image_format: str) -> tuple[bytes, tuple[str,
             return data, ()  # BMP: pixels and a header, nothing else
     except (struct.error, _Unfollowable):
         return None
-    changes = (f"metadata removed ({', '.join(dict.fromkeys(removed))})",) if removed else ()
+    changes: tuple[str, ...] = (f"metadata removed ({', '.join(dict.fromkeys(removed))})",) if removed else ()
     if trailer:
         changes += (f"trailer removed ({trailer} bytes)",)
     if not changes:
@@ -581,10 +581,10 @@ def _jpeg_pieces(data: bytes) -> tuple[list[bytes | memoryview], list[str], int]
     else:
         # A phone's trailer (Samsung's SEF records), an MP4 appended to a motion photo, a vendor's
         # data: everything after the EOI goes. Padding after an EOI that ends the file stays.
-        end = _jpeg_image_end(data, _jpeg_scan_data(data, scan))
-        if end is None:  # truncated: check_image refuses it before
+        eoi = _jpeg_image_end(data, _jpeg_scan_data(data, scan))
+        if eoi is None:  # truncated: check_image refuses it before
             raise _Unfollowable
-        image_end, trailer = end, len(data) - end
+        image_end, trailer = eoi, len(data) - eoi
     pieces.append(view[kept_from:image_end])
     return pieces, removed, trailer
 
@@ -776,7 +776,7 @@ def _decode(data: bytes, image_format: str) -> tuple[PILImage, list[str], tuple[
     from PIL import ImageOps
 
     changes = [f"converted from {image_format}"] if image_format in CONVERTED_FORMATS else []
-    image = _open(data, image_format)
+    image: PILImage = _open(data, image_format)
     width, height = image.size
     jpeg = image.format in ("JPEG", "MPO")
     _check_pixels(width, height, image_format, decoding=not jpeg)
@@ -818,7 +818,7 @@ def _jpeg_mode(image: PILImage, changes: list[str]) -> PILImage:
         return image
     if mode in ("I", "F") or mode.startswith("I;"):
         samples = image.convert("F") if mode != "F" else image
-        low, high = samples.getextrema()
+        low, high = cast(tuple[float, float], samples.getextrema())  # one band: (min, max)
         scale = 255 / (high - low) if high > low else 0
         return samples.point(lambda value: (value - low) * scale).convert("L")
     if image.has_transparency_data:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import builtins
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -137,7 +138,7 @@ class ResultsQueries:
             raise InvalidCursor("cursor does not belong to this query")
         return start_key
 
-    def _records_for(self, sightings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _records_for(self, sightings: builtins.list[dict[str, Any]]) -> builtins.list[dict[str, Any]]:
         ids = list(dict.fromkeys(sighting["pk"] for sighting in sightings))
         found: dict[str, dict[str, Any]] = {}
         keys = [{"pk": {"S": record_id}, "sk": {"S": RECORD_SK}} for record_id in ids]

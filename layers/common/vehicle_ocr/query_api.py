@@ -16,6 +16,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, Server
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from vehicle_ocr import api_schema
@@ -34,12 +35,12 @@ MAX_LIMIT = 100
 # path is percent-encoded first, so "沪a·0762学" and "%E6%B2%AA..." reach the same route.
 _PATH_SAFE = "/-._~()'!*:@,;=+&$"
 
-_RESPONSES_RECORD = {
+_RESPONSES_RECORD: dict[int, OpenAPIResponse] = {
     200: {"description": "The record", "content": {"application/json": {"model": api_schema.Record}}},
     400: {"description": "Bad input", "content": {"application/json": {"model": api_schema.ApiError}}},
     404: {"description": "No such record", "content": {"application/json": {"model": api_schema.ApiError}}},
 }
-_RESPONSES_PAGE = {
+_RESPONSES_PAGE: dict[int, OpenAPIResponse] = {
     200: {"description": "A page, newest first", "content": {"application/json": {"model": api_schema.RecordPage}}},
     400: {"description": "Bad input", "content": {"application/json": {"model": api_schema.ApiError}}},
 }
@@ -220,7 +221,7 @@ def openapi_document(app: APIGatewayRestResolver) -> str:
         security_schemes={
             "sigv4": APIKey(
                 name="Authorization",
-                in_=APIKeyIn.header,
+                in_=APIKeyIn.header,  # type: ignore[call-arg]  # pydantic's alias for the keyword "in"
                 description="AWS Signature Version 4 (API Gateway AWS_IAM authorisation)",
             )
         },

@@ -138,9 +138,9 @@ def read_authority(readings: Sequence[SealReading], plate_number: str, address: 
                 best_text, best_score = option.text, score
     read_as_authority = AUTHORITY_WORDING.search(greedy_text)
     if read_as_authority and greedy_confidence >= _CONFIDENT:
-        reading = read_as_authority.group(0)
-        if not best_text or min(_infix_distance(reading, o.text) for o in options) > max(2, len(reading) // 4):
-            return reading  # clearly legible and not one of the expected names (nor a part of one)
+        legible = read_as_authority.group(0)
+        if not best_text or min(_infix_distance(legible, o.text) for o in options) > max(2, len(legible) // 4):
+            return legible  # clearly legible and not one of the expected names (nor a part of one)
     if best_text:
         return best_text
     return read_as_authority.group(0) if read_as_authority else ""

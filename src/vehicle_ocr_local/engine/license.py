@@ -343,7 +343,7 @@ def _assign_rows(labels: Sequence[_Piece], values: list[_Piece]) -> list[_Piece]
         owner = max(owners, key=lambda label: label.x1) if owners else None
         # Close to its label, or continuing the label's value (pieces of one long value); a value far
         # to the right belongs to something else (the other page lying beside this one).
-        reach = owner and max([owner.x1, *(piece.x1 for piece in owner.values)])
+        reach = max([owner.x1, *(piece.x1 for piece in owner.values)]) if owner else 0.0
         if owner and value.x0 - reach <= _MAX_GAP * owner.height:
             owner.values.append(value)
         else:

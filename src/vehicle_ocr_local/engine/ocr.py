@@ -124,7 +124,7 @@ def decode_image(image: bytes) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            picture = Image.open(io.BytesIO(bytes(image)))
+            picture: Image.Image = Image.open(io.BytesIO(bytes(image)))
             if picture.width * picture.height > MAX_PIXELS:
                 raise PipelineError(
                     PROVIDER, "IMAGE_CORRUPT", f"image is {picture.width}x{picture.height} pixels; too large to decode"
@@ -240,9 +240,9 @@ def ctc_greedy(
 
 def ctc_log_likelihood(probabilities: np.ndarray, text: str, index: dict[str, int]) -> float:
     """log P(text | image) under CTC (forward algorithm, log space); -inf if a character is unknown."""
-    labels = [index.get(char) for char in text]
-    if any(label is None for label in labels):
+    if any(char not in index for char in text):
         return float("-inf")
+    labels = [index[char] for char in text]
     extended = np.zeros(2 * len(labels) + 1, dtype=np.int64)  # blank, l1, blank, l2, ..., blank
     extended[1::2] = labels
     log_probs = np.log(np.maximum(probabilities[:, extended], 1e-12))

@@ -39,7 +39,7 @@ from urllib3.util.retry import Retry
 
 from vehicle_ocr.bounded import cut_text, safe_message, within_budget
 from vehicle_ocr.codes import is_documented
-from vehicle_ocr.errors import PipelineError, UpstreamError
+from vehicle_ocr.errors import ConfigurationError, PipelineError, UpstreamError
 from vehicle_ocr.providers.base import KeySource, ProviderAnswer
 from vehicle_ocr.providers.keys import api_key_source
 
@@ -354,6 +354,8 @@ class HttpRecognizer:
     def from_settings(cls, settings: Settings) -> HttpRecognizer:
         """The recogniser as configured, on the process-wide pooled session."""
         config = settings.provider(cls.name)
+        if not config.url:
+            raise ConfigurationError(f"{config.settings_name}_URL is empty")
         return cls(
             config.url,
             api_key_source(cls.name, settings),
