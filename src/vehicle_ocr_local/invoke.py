@@ -74,7 +74,8 @@ def function_for(event: dict[str, Any], path: Path) -> str:
 def _aws(endpoint: str, service: str) -> Any:
     import boto3
 
-    return boto3.client(
+    session: Any = boto3  # boto3-stubs type a client by its literal service name; this helper serves any
+    return session.client(
         service,
         endpoint_url=endpoint,
         region_name="us-east-1",

@@ -503,7 +503,9 @@ class LocalStack:
         return boto3.Session(region_name=REGION)
 
     def client(self, service: str) -> Any:
-        return self.session.client(service, endpoint_url=self.aws_endpoint)
+        # boto3-stubs type a client by its literal service name; this helper serves any.
+        session: Any = self.session
+        return session.client(service, endpoint_url=self.aws_endpoint)
 
     def _create_resources(self) -> None:
         template = load_template()
