@@ -7,7 +7,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -58,11 +58,13 @@ class Outcome:
 
 @dataclass
 class CallLog:
-    """Upstream calls for one upload: what earlier invocations made, and this one."""
+    """Upstream calls for one upload: what earlier invocations made, this one, and who was asked."""
 
     history: AttemptHistory
     calls: int = 0
     possibly_billed: int = 0
+    provider: str | None = None  # the provider asked last (the one that answered, on success)
+    fallback: list[dict[str, str]] = field(default_factory=list)  # those that could not answer, in order
 
     @property
     def total_calls(self) -> int:
@@ -197,7 +199,7 @@ class Pipeline:
                 return Outcome(obj.record_id, obj.key, stored.record["status"], "duplicate", stored.record["kind"])
 
         log = CallLog(history)
-        record, attempts, fallback = self._recognize(obj, log, remaining_s or (lambda: float("inf")))
+        record, attempts = self._recognize(obj, log, remaining_s or (lambda: float("inf")))
         created = self._store.create(
             record,
             attempts=attempts,
@@ -220,21 +222,19 @@ class Pipeline:
             error.get("code"),
             upstream_calls=log.calls,
             possibly_billed=log.possibly_billed,
-            fallbacks=tuple((step["provider"], step["code"]) for step in fallback),
+            fallbacks=tuple((step["provider"], step["code"]) for step in log.fallback),
         )
 
     def _recognize(
         self, obj: shapes.UploadedObject, log: CallLog, remaining_s: Callable[[], float]
-    ) -> tuple[dict[str, Any], int, list[dict[str, str]]]:
-        """The record for one object, the upstream calls it took, and the providers that could not answer."""
+    ) -> tuple[dict[str, Any], int]:
+        """The record for one object, and the upstream calls it took over every attempt."""
         kind: str | None = None
-        provider: str | None = None
         source = shapes.source_of(obj)
-        fallback: list[dict[str, str]] = []
         try:
             kind = route(obj.key, self.settings)
             chain = self._recognizers[kind]
-            provider = chain[0].name
+            log.provider = chain[0].name
             check_size(obj.size, self.settings.max_image_bytes)
             image = self._download(obj)
             source = shapes.source_of(obj, size=len(image), sha256=hashlib.sha256(image).hexdigest())
@@ -242,21 +242,7 @@ class Pipeline:
             prepared = prepare_for_upstream(image, limit_bytes=self.settings.upstream_max_image_bytes)
             if prepared.changes:
                 logger.info("image prepared for upstream", extra={"changes": list(prepared.changes)})
-            for recognizer in chain:
-                provider = recognizer.name
-                try:
-                    paid = self._paid_answer(kind, recognizer, obj, source["sha256"], prepared.data, log, remaining_s)
-                    if paid.answer.unusable is not None:
-                        raise UnusableAnswerError(paid.answer)
-                    break
-                except RecognitionError as error:
-                    if recognizer is chain[-1] or not falls_back(error):
-                        raise
-                    fallback.append({"provider": recognizer.name, "code": error.code})
-                    logger.warning(
-                        "provider cannot answer; trying the next of the chain",
-                        extra={"provider": recognizer.name, "error_code": error.code},
-                    )
+            paid = self._answer_from_chain(kind, chain, obj, source["sha256"], prepared.data, log, remaining_s)
             result, truncated = kind_spec(kind).normalize(paid.answer)
         except RecognitionError as error:
             calls, possibly_billed = log.total_calls, log.total_possibly_billed
@@ -267,18 +253,18 @@ class Pipeline:
                 extra={"error_code": error.code, "error_source": error.source, "retryable": error.retryable},
             )
             record = shapes.failed_record(
-                obj, kind=kind, provider=provider, created_at=self._clock(), source=source, error=error
+                obj, kind=kind, provider=log.provider, created_at=self._clock(), source=source, error=error
             )
             if isinstance(error, UnusableAnswerError):
                 record["raw_answer"] = within_budget(error.answer.payload, RAW_BUDGET_BYTES)
             record.update(upstream_attempts=calls, possibly_billed=possibly_billed)
-            if fallback:
-                record["fallback"] = fallback
-            return record, max(calls, 1), fallback
+            if log.fallback:
+                record["fallback"] = log.fallback
+            return record, max(calls, 1)
         record = shapes.succeeded_record(
             obj,
             kind=kind,
-            provider=provider,
+            provider=log.provider,
             created_at=self._clock(),
             source=source,
             result=result,
@@ -287,9 +273,38 @@ class Pipeline:
         if truncated:
             record["truncated"] = truncated
         record.update(upstream_attempts=log.total_calls, possibly_billed=log.total_possibly_billed)
-        if fallback:
-            record["fallback"] = fallback
-        return record, max(log.total_calls, 1), fallback
+        if log.fallback:
+            record["fallback"] = log.fallback
+        return record, max(log.total_calls, 1)
+
+    def _answer_from_chain(
+        self,
+        kind: str,
+        chain: Sequence[Recognizer],
+        obj: shapes.UploadedObject,
+        sha256: str,
+        image: bytes,
+        log: CallLog,
+        remaining_s: Callable[[], float],
+    ) -> PaidAnswer:
+        """The first usable answer along the kind's chain; a provider that fails for reasons not the image's
+        hands on to the next (noted in ``log.fallback``), any other failure is the upload's."""
+        for recognizer in chain:
+            log.provider = recognizer.name
+            try:
+                paid = self._paid_answer(kind, recognizer, obj, sha256, image, log, remaining_s)
+                if paid.answer.unusable is not None:
+                    raise UnusableAnswerError(paid.answer)
+                return paid
+            except RecognitionError as error:
+                if recognizer is chain[-1] or not falls_back(error):
+                    raise
+                log.fallback.append({"provider": recognizer.name, "code": error.code})
+                logger.warning(
+                    "provider cannot answer; trying the next of the chain",
+                    extra={"provider": recognizer.name, "error_code": error.code},
+                )
+        raise AssertionError("a chain names at least one provider")  # Settings.check guarantees it
 
     def _paid_answer(
         self,
