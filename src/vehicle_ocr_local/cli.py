@@ -8,6 +8,8 @@ vehicle-ocr results [--kind K] [--status S] [--json]   what a running stack reco
 vehicle-ocr redrive [--code C]                          re-run failures from the failure queue
 vehicle-ocr invoke EVENT.json [--function F]            a function's real handler on an event, against a
                                                        running stack (`sam local invoke` without Docker)
+vehicle-ocr recognize PATH... [--kind K] [--provider P] [--json]
+                                                       image files recognised on this machine, no stack
 vehicle-ocr --version
 
 An ordinary mistake (nothing listening on the endpoint, no such file, a port in use) ends the
@@ -29,6 +31,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from vehicle_ocr_local import recognize_files
 from vehicle_ocr_local.cli_errors import UsageError, explain
 from vehicle_ocr_local.stack import REPO_ROOT, LocalStack, StackConfig
 
@@ -108,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     invoke.add_argument("--endpoint", default=DEFAULT_AWS, help=f"the local stack's AWS endpoint ({DEFAULT_AWS})")
 
+    recognize_files.add_parser(commands)
     return parser
 
 
@@ -121,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         "results": run_results,
         "redrive": run_redrive,
         "invoke": run_invoke,
+        "recognize": recognize_files.run_recognize,
     }
     try:
         return commands_by_name[args.command](args)

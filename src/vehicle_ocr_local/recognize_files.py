@@ -3,8 +3,9 @@
 No stack, no AWS emulator: each file goes through the Lambda's own layer, in the pipeline's
 order: the size check and the image guard (``check_size``, ``check_image``), the bytes the
 upstream is sent (``prepare_for_upstream``), the provider chain (the registry's recognisers,
-falling back as ``pipeline.falls_back`` says), then the kind's normaliser. What is printed per
-file holds ``plates`` / ``vehicle_license`` and ``error`` exactly as a record would.
+paced, retried and falling back as the pipeline does: ``vehicle_ocr.recognition``), then the
+kind's normaliser. What is printed per file holds ``plates`` / ``vehicle_license`` and ``error``
+exactly as a record would.
 
 The kind comes from ``--kind``, or from a folder the file lies under whose name is a kind's
 key prefix (``plates/``, ``vehicle-licenses/``; ``PLATE_PREFIX`` and the like move them as
@@ -18,10 +19,8 @@ reused: running a paid provider twice on a file pays twice.
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
-import random
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -31,9 +30,8 @@ from typing import TYPE_CHECKING, Any
 from vehicle_ocr_local.cli_errors import UsageError
 
 if TYPE_CHECKING:
-    from vehicle_ocr.errors import RecognitionError
-    from vehicle_ocr.pacing import Pacer
-    from vehicle_ocr.providers.base import ProviderAnswer, Recognizer
+    from vehicle_ocr.providers.base import Recognizer
+    from vehicle_ocr.recognition import Recognition
     from vehicle_ocr.settings import Settings
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
@@ -78,17 +76,6 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     return recognize
 
 
-def main_for_tests(argv: Sequence[str]) -> int:
-    """``vehicle-ocr recognize ARGV...`` (argv: what follows ``recognize``) with a parser holding only this command."""
-    parser = argparse.ArgumentParser(prog="vehicle-ocr")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    try:
-        return run_recognize(parser.parse_args(["recognize", *argv]))
-    except UsageError as error:  # as cli.main reports it: one line, status 2
-        print(f"vehicle-ocr recognize: {error}", file=sys.stderr)
-        return error.exit_code
-
-
 def run_recognize(args: argparse.Namespace) -> int:
     """Recognise every file named by ``args.paths``; 0 once all are processed. Raises UsageError (status 2)."""
     from vehicle_ocr.errors import ConfigurationError
@@ -102,10 +89,10 @@ def run_recognize(args: argparse.Namespace) -> int:
         recognizers = _recognizers(settings, chains)  # the Lambda's cold start: a missing key or engine stops here
     except ConfigurationError as error:
         raise UsageError(str(error)) from None
-    pacers = _pacers(settings, chains)
-    results = (
-        recognize_file(path, kind, settings, recognizers[kind], pacers) for path, kind in zip(files, kinds, strict=True)
-    )
+    from vehicle_ocr.recognition import Recognition
+
+    recognition = Recognition(settings, recognizers)  # the pipeline's pacing, retries and fallback
+    results = (recognize_file(path, kind, settings, recognition) for path, kind in zip(files, kinds, strict=True))
     if args.json:
         for line in results:
             print(json.dumps(line, ensure_ascii=False, default=str), flush=True)
@@ -191,26 +178,8 @@ def _recognizers(settings: Settings, chains: Mapping[str, tuple[str, ...]]) -> d
     }
 
 
-def _pacers(settings: Settings, chains: Mapping[str, tuple[str, ...]]) -> dict[str, Pacer]:
-    """One pacer per rate-limited provider, at its documented rate, as the Lambda paces."""
-    from vehicle_ocr.pacing import Pacer
-
-    names = {name for chain in chains.values() for name in chain}
-    return {name: Pacer(rate) for name in names if (rate := settings.requests_per_second(name))}
-
-
 # ------------------------------------------------------------------------------------------------ one file
-class _Failure(Exception):
-    """The chain ended without an answer: the last provider tried, and why."""
-
-    def __init__(self, error: RecognitionError, provider: str):
-        super().__init__(str(error))
-        self.error, self.provider = error, provider
-
-
-def recognize_file(
-    path: Path, kind: str, settings: Settings, chain: Sequence[Recognizer], pacers: Mapping[str, Pacer]
-) -> dict[str, Any]:
+def recognize_file(path: Path, kind: str, settings: Settings, recognition: Recognition) -> dict[str, Any]:
     """One file, as the pipeline would record it.
 
     {"file", "kind", "provider", "status", each kind's record field ("plates", "vehicle_license"), "error",
@@ -218,27 +187,27 @@ def recognize_file(
     """
     from vehicle_ocr.errors import RecognitionError
     from vehicle_ocr.kinds import all_kinds, kind_spec
+    from vehicle_ocr.recognition import CallLog
 
     started = time.monotonic()
-    line: dict[str, Any] = {"file": str(path), "kind": kind, "provider": chain[0].name, "status": "SUCCEEDED"}
+    log = CallLog(provider=recognition.recognizers[kind][0].name)
+    line: dict[str, Any] = {"file": str(path), "kind": kind, "provider": log.provider, "status": "SUCCEEDED"}
     line.update(dict.fromkeys(spec.record_field for spec in all_kinds()))
     line["error"] = None
-    fallback: list[dict[str, str]] = []
     truncated: dict[str, int] | None = None
     try:
-        answer = _chain_answer(_prepared_image(path, settings), chain, settings, pacers, fallback)
-        line["provider"] = answer.provider  # the one that answered, also when its answer cannot be normalised
-        result, truncated = kind_spec(kind).normalize(answer)
+        image = _prepared_image(path, settings)
+        paid = recognition.answer(kind, image, log)
+        result, truncated = kind_spec(kind).normalize(paid.answer)
         line[kind_spec(kind).record_field] = result
-    except _Failure as failure:
-        line.update(status="FAILED", provider=failure.provider, error=failure.error.as_error())
-    except RecognitionError as error:  # the image guard
+    except RecognitionError as error:  # the image guard, or the chain's last word
         line.update(status="FAILED", error=error.as_error())
+    line["provider"] = log.provider  # the one that answered, or the last one asked
     line["ms"] = round((time.monotonic() - started) * 1000)
     if truncated:  # only when the record would have them: after the fields every line has
         line["truncated"] = truncated
-    if fallback:
-        line["fallback"] = fallback
+    if log.fallback:
+        line["fallback"] = log.fallback
     return line
 
 
@@ -255,50 +224,6 @@ def _prepared_image(path: Path, settings: Settings) -> bytes:
         raise PipelineError("pipeline", "OBJECT_NOT_FOUND", f"cannot read the file ({error.strerror})") from None
     check_image(image, settings.max_image_bytes)
     return prepare_for_upstream(image, limit_bytes=settings.upstream_max_image_bytes).data
-
-
-def _chain_answer(
-    image: bytes,
-    chain: Sequence[Recognizer],
-    settings: Settings,
-    pacers: Mapping[str, Pacer],
-    fallback: list[dict[str, str]],
-) -> ProviderAnswer:
-    """The first usable answer of the chain; the next provider only when ``falls_back`` says so."""
-    from vehicle_ocr.errors import RecognitionError
-    from vehicle_ocr.pipeline import UnusableAnswerError, falls_back
-
-    for recognizer in chain:
-        try:
-            answer = _answer(recognizer, image, settings, pacers.get(recognizer.name))
-            if answer.unusable is not None:
-                raise UnusableAnswerError(answer)
-            return answer
-        except RecognitionError as error:
-            if recognizer is chain[-1] or not falls_back(error):
-                raise _Failure(error, recognizer.name) from None
-            fallback.append({"provider": recognizer.name, "code": error.code})
-    raise AssertionError("a chain is never empty")
-
-
-def _answer(recognizer: Recognizer, image: bytes, settings: Settings, pacer: Pacer | None) -> ProviderAnswer:
-    """One provider's answer, paced; a transient failure retried with full-jitter backoff, as the pipeline does
-    (at most UPSTREAM_MAX_ATTEMPTS calls, and a call that may have been billed tried again at most
-    UPSTREAM_TIMEOUT_RETRIES times)."""
-    from vehicle_ocr.errors import RecognitionError
-
-    possibly_billed = 0
-    for attempt in itertools.count(1):
-        if pacer is not None:
-            pacer.wait()
-        try:
-            return recognizer.recognize(image)
-        except RecognitionError as error:
-            possibly_billed += error.possibly_billed
-            if not error.retryable or attempt >= settings.max_attempts or possibly_billed > settings.timeout_retries:
-                raise
-            time.sleep(random.uniform(0, settings.retry_base_delay_s * 2 ** (attempt - 1)))  # noqa: S311
-    raise AssertionError("unreachable")
 
 
 # ------------------------------------------------------------------------------------------------ the table

@@ -1,8 +1,7 @@
 """`vehicle-ocr recognize PATH...`: files recognised on this machine with the Lambda's layer, no stack.
 
-Each test runs the command in a subprocess, as a user would (through ``main_for_tests``, a parser
-holding only this subcommand). The offline engine takes a few seconds to load, so the tests that
-read pixels keep to one or two sample photos.
+Each test runs the command in a subprocess, as a user would. The offline engine takes a few
+seconds to load, so the tests that read pixels keep to one or two sample photos.
 """
 
 from __future__ import annotations
@@ -25,9 +24,7 @@ PLATES = ROOT / "samples" / "plates"
 COACH = PLATES / "016-yellow-coach.jpg"  # 沪A0762学
 BLUE = PLATES / "001-blue-regular.jpg"  # 沪A3H57K
 LINE_KEYS = ["file", "kind", "provider", "status", "plates", "vehicle_license", "error", "ms"]
-WRAPPER = (
-    "import sys; from vehicle_ocr_local.recognize_files import main_for_tests; sys.exit(main_for_tests(sys.argv[1:]))"
-)
+VEHICLE_OCR = str(Path(sys.executable).parent / "vehicle-ocr")
 # What would choose or reach a provider from the developer's shell: each test says what it wants.
 PROVIDER_VARIABLES = {
     "TIANAPI_KEY",
@@ -48,8 +45,8 @@ PROVIDER_VARIABLES = {
 def recognize(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     environment = {name: value for name, value in os.environ.items() if name not in PROVIDER_VARIABLES}
     environment.update(env or {})
-    return subprocess.run(  # noqa: S603 - our own interpreter and module
-        [sys.executable, "-c", WRAPPER, *map(str, args)],
+    return subprocess.run(  # noqa: S603 - our own console script
+        [VEHICLE_OCR, "recognize", *map(str, args)],
         capture_output=True,
         text=True,
         cwd=ROOT,

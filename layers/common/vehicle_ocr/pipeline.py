@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import random
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -15,31 +14,25 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
 from vehicle_ocr import shapes
-from vehicle_ocr.answers import AnswerInProgress, PaidAnswer, PaidAnswers
+from vehicle_ocr.answers import AnswerInProgress, PaidAnswers
 from vehicle_ocr.bounded import within_budget
-from vehicle_ocr.codes import Action
 from vehicle_ocr.errors import PipelineError, RecognitionError
 from vehicle_ocr.images import check_image, check_size, prepare_for_upstream
 from vehicle_ocr.kinds import kind_spec
-from vehicle_ocr.pacing import Pacer
-from vehicle_ocr.providers.base import ProviderAnswer, Recognizer
+from vehicle_ocr.providers.base import Recognizer
 from vehicle_ocr.publishing import Publisher
+from vehicle_ocr.recognition import CallLog, Recognition, UnusableAnswerError
 from vehicle_ocr.routing import route
 from vehicle_ocr.s3_events import ParsedEvent
 from vehicle_ocr.settings import Settings
-from vehicle_ocr.storage import AttemptHistory, ResultsStore
+from vehicle_ocr.storage import ResultsStore
 
 logger = Logger(child=True)
 
 # S3 answers these when the object named by the event is gone or was overwritten since.
 _OBJECT_GONE = {"NoSuchKey", "NoSuchVersion", "PreconditionFailed", "412", "404"}
-# Leave this much of the invocation for recording and publishing after the last upstream call.
-_RESERVE_S = 5.0
 # What a FAILED record keeps of an unusable answer, for the operator.
 RAW_BUDGET_BYTES = 32_768
-# A provider that fails for reasons not the image's (quota, key, withdrawn, down past its retries) hands
-# the image to the next of its chain; an image no provider could read is never sent on.
-FALLBACK_ACTIONS = frozenset({Action.TOP_UP, Action.FIX_CONFIG, Action.CONTACT_PROVIDER, Action.WAIT})
 
 
 @dataclass(frozen=True)
@@ -54,25 +47,6 @@ class Outcome:
     upstream_calls: int = 0  # made by this invocation
     possibly_billed: int = 0  # of those, calls that got no answer and may have been billed
     fallbacks: tuple[tuple[str, str], ...] = ()  # (provider, code) of each provider that could not answer
-
-
-@dataclass
-class CallLog:
-    """Upstream calls for one upload: what earlier invocations made, this one, and who was asked."""
-
-    history: AttemptHistory
-    calls: int = 0
-    possibly_billed: int = 0
-    provider: str | None = None  # the provider asked last (the one that answered, on success)
-    fallback: list[dict[str, str]] = field(default_factory=list)  # those that could not answer, in order
-
-    @property
-    def total_calls(self) -> int:
-        return self.history.calls + self.calls
-
-    @property
-    def total_possibly_billed(self) -> int:
-        return self.history.possibly_billed + self.possibly_billed
 
 
 class TransientFailure(RuntimeError):
@@ -106,13 +80,7 @@ class Pipeline:
         self._recognizers = recognizers
         self._answers = answers
         self._clock = clock
-        self._sleep = sleep
-        self._pacers = {
-            recognizer.name: Pacer(rate)
-            for chain in recognizers.values()
-            for recognizer in chain
-            if (rate := settings.requests_per_second(recognizer.name))
-        }
+        self._recognition = Recognition(settings, recognizers, answers=answers, sleep=sleep)
 
     def register_lambda_context(self, context: Any) -> None:
         if self._answers is not None:
@@ -242,7 +210,13 @@ class Pipeline:
             prepared = prepare_for_upstream(image, limit_bytes=self.settings.upstream_max_image_bytes)
             if prepared.changes:
                 logger.info("image prepared for upstream", extra={"changes": list(prepared.changes)})
-            paid = self._answer_from_chain(kind, chain, obj, source["sha256"], prepared.data, log, remaining_s)
+            paid = self._recognition.answer(
+                kind,
+                prepared.data,
+                log,
+                remaining_s=remaining_s,
+                answer_key=lambda recognizer: self._answer_key(kind, recognizer, obj, source["sha256"]),
+            )
             result, truncated = kind_spec(kind).normalize(paid.answer)
         except RecognitionError as error:
             calls, possibly_billed = log.total_calls, log.total_possibly_billed
@@ -277,51 +251,11 @@ class Pipeline:
             record["fallback"] = log.fallback
         return record, max(log.total_calls, 1)
 
-    def _answer_from_chain(
-        self,
-        kind: str,
-        chain: Sequence[Recognizer],
-        obj: shapes.UploadedObject,
-        sha256: str,
-        image: bytes,
-        log: CallLog,
-        remaining_s: Callable[[], float],
-    ) -> PaidAnswer:
-        """The first usable answer along the kind's chain; a provider that fails for reasons not the image's
-        hands on to the next (noted in ``log.fallback``), any other failure is the upload's."""
-        for recognizer in chain:
-            log.provider = recognizer.name
-            try:
-                paid = self._paid_answer(kind, recognizer, obj, sha256, image, log, remaining_s)
-                if paid.answer.unusable is not None:
-                    raise UnusableAnswerError(paid.answer)
-                return paid
-            except RecognitionError as error:
-                if recognizer is chain[-1] or not falls_back(error):
-                    raise
-                log.fallback.append({"provider": recognizer.name, "code": error.code})
-                logger.warning(
-                    "provider cannot answer; trying the next of the chain",
-                    extra={"provider": recognizer.name, "error_code": error.code},
-                )
-        raise AssertionError("a chain names at least one provider")  # Settings.check guarantees it
-
-    def _paid_answer(
-        self,
-        kind: str,
-        recognizer: Recognizer,
-        obj: shapes.UploadedObject,
-        sha256: str,
-        image: bytes,
-        log: CallLog,
-        remaining_s: Callable[[], float],
-    ) -> PaidAnswer:
-        """The answer for this image: stored if it was paid for before, else paid for now (and stored)."""
+    def _answer_key(self, kind: str, recognizer: Recognizer, obj: shapes.UploadedObject, sha256: str) -> str:
+        """Where this image's answer from this provider is stored as paid (by content, or by object version)."""
         if self._answers is None:
-            answer = self._call(recognizer, image, log, remaining_s)
-            return PaidAnswer(answer, False, shapes.iso_seconds(self._clock()))
-        key = self._answers.key(kind=kind, provider=recognizer.name, sha256=sha256, record_id=obj.record_id)
-        return self._answers.get(key, lambda: self._call(recognizer, image, log, remaining_s), remaining_s=remaining_s)
+            return ""
+        return self._answers.key(kind=kind, provider=recognizer.name, sha256=sha256, record_id=obj.record_id)
 
     def _count_transient_failure(
         self, obj: shapes.UploadedObject, error: RecognitionError, log: CallLog
@@ -358,63 +292,9 @@ class Pipeline:
             # Never read more than the maximum plus one byte, whatever the event claimed.
             return body.read(self.settings.max_image_bytes + 1)
 
-    def _call(
-        self, recognizer: Recognizer, image: bytes, log: CallLog, remaining_s: Callable[[], float]
-    ) -> ProviderAnswer:
-        """Call the upstream, retrying transient failures with full-jitter exponential backoff.
-
-        Only while the invocation has time left for another call plus recording the outcome,
-        and a call that may have been billed (no answer after the request went out) only
-        ``timeout_retries`` times over the whole upload.
-        """
-        pacer = self._pacers.get(recognizer.name)
-        attempt = 0
-        while True:
-            attempt += 1
-            if pacer is not None:
-                pacer.wait()
-            log.calls += 1
-            try:
-                return recognizer.recognize(image)
-            except RecognitionError as error:
-                if error.possibly_billed:
-                    log.possibly_billed += 1
-                    if log.total_possibly_billed > self.settings.timeout_retries:
-                        _stop_retrying(error, self.settings.timeout_retries)
-                if not error.retryable or attempt >= self.settings.max_attempts:
-                    raise
-                delay = random.uniform(0, self.settings.retry_base_delay_s * 2 ** (attempt - 1))  # noqa: S311
-                needed = delay + self.settings.call_deadline_s + _RESERVE_S
-                if remaining_s() < needed:
-                    raise
-                logger.info("retrying upstream", extra={"error_code": error.code, "attempt": attempt})
-                self._sleep(delay)
-
     def _announce(self, record: dict[str, Any], attempts: int) -> None:
         if record["status"] == shapes.SUCCEEDED:
             self._publisher.announce_success(record)
         else:
             self._publisher.report_failure(shapes.failure_message(record, attempts=attempts, failed_at=self._clock()))
         self._store.mark_notified(record["id"], self._clock())
-
-
-class UnusableAnswerError(PipelineError):
-    """The provider billed an answer that holds nothing we can use: FAILED, and never asked again."""
-
-    def __init__(self, answer: ProviderAnswer):
-        super().__init__(
-            answer.provider,
-            "UPSTREAM_BAD_RESPONSE",
-            f"{answer.unusable}; the answer was kept and will not be paid for again",
-        )
-        self.answer = answer
-
-
-def falls_back(error: RecognitionError) -> bool:
-    return error.action in FALLBACK_ACTIONS
-
-
-def _stop_retrying(error: RecognitionError, timeout_retries: int) -> None:
-    """The upload has had its share of calls that may have been billed: it ends FAILED now."""
-    error.retryable = False
-    error.message = f"{error.message}; not tried again: each try may have been billed ({timeout_retries} retry allowed)"

@@ -1,0 +1,173 @@
+"""Asking a kind's chain of providers for an answer: pacing, retries, the possibly-billed allowance, fallback.
+
+Shared by the pipeline (which adds the paid-answer store through ``answer_key``) and by
+``vehicle-ocr recognize`` (files on disk, nothing stored), so both ask the providers the same way:
+
+* each provider's calls are paced to its share of the rate limit;
+* a transient failure is retried with full-jitter exponential backoff, at most ``max_attempts``
+  calls, and only while the invocation has time for another call plus recording the outcome;
+* a call that got no answer after the request went out (it may have been billed) is tried
+  again at most ``timeout_retries`` times over the whole upload, earlier invocations included;
+* a provider that fails for reasons not the image's (quota, key, withdrawn, unusable answer,
+  down past its retries) hands the image to the next of the chain; an image a provider could
+  not read is never sent on.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from aws_lambda_powertools import Logger
+
+from vehicle_ocr.answers import PaidAnswer, PaidAnswers
+from vehicle_ocr.codes import Action
+from vehicle_ocr.errors import PipelineError, RecognitionError
+from vehicle_ocr.pacing import Pacer
+from vehicle_ocr.providers.base import ProviderAnswer, Recognizer
+from vehicle_ocr.settings import Settings
+from vehicle_ocr.shapes import iso_seconds, utc_now
+from vehicle_ocr.storage import AttemptHistory
+
+logger = Logger(child=True)
+
+# Leave this much of the invocation for recording and publishing after the last upstream call.
+RESERVE_S = 5.0
+FALLBACK_ACTIONS = frozenset({Action.TOP_UP, Action.FIX_CONFIG, Action.CONTACT_PROVIDER, Action.WAIT})
+
+
+@dataclass
+class CallLog:
+    """Upstream calls for one upload: what earlier invocations made, this one, and who was asked."""
+
+    history: AttemptHistory = field(default_factory=AttemptHistory)
+    calls: int = 0
+    possibly_billed: int = 0
+    provider: str | None = None  # the provider asked last (the one that answered, on success)
+    fallback: list[dict[str, str]] = field(default_factory=list)  # those that could not answer, in order
+
+    @property
+    def total_calls(self) -> int:
+        return self.history.calls + self.calls
+
+    @property
+    def total_possibly_billed(self) -> int:
+        return self.history.possibly_billed + self.possibly_billed
+
+
+class UnusableAnswerError(PipelineError):
+    """The provider billed an answer that holds nothing we can use: FAILED, and never asked again."""
+
+    def __init__(self, answer: ProviderAnswer):
+        super().__init__(
+            answer.provider,
+            "UPSTREAM_BAD_RESPONSE",
+            f"{answer.unusable}; the answer was kept and will not be paid for again",
+        )
+        self.answer = answer
+
+
+def falls_back(error: RecognitionError) -> bool:
+    """Whether the next provider of a chain may be asked after ``error``."""
+    return error.action in FALLBACK_ACTIONS
+
+
+class Recognition:
+    def __init__(
+        self,
+        settings: Settings,
+        recognizers: Mapping[str, Sequence[Recognizer]],
+        *,
+        answers: PaidAnswers | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self.settings = settings
+        self.recognizers = recognizers
+        self._answers = answers
+        self._sleep = sleep
+        self._pacers = {
+            recognizer.name: Pacer(rate)
+            for chain in recognizers.values()
+            for recognizer in chain
+            if (rate := settings.requests_per_second(recognizer.name))
+        }
+
+    def answer(
+        self,
+        kind: str,
+        image: bytes,
+        log: CallLog,
+        *,
+        remaining_s: Callable[[], float] = lambda: float("inf"),
+        answer_key: Callable[[Recognizer], str] | None = None,
+    ) -> PaidAnswer:
+        """The first usable answer along the kind's chain (``log`` says who was asked and who fell back).
+
+        With ``answer_key`` and a paid-answer store, each provider's answer is stored under its key the
+        moment it arrives, and one stored before is reused instead of paying again.
+        """
+        chain = self.recognizers[kind]
+        for recognizer in chain:
+            log.provider = recognizer.name
+            try:
+                paid = self._paid_answer(recognizer, image, log, remaining_s, answer_key)
+                if paid.answer.unusable is not None:
+                    raise UnusableAnswerError(paid.answer)
+                return paid
+            except RecognitionError as error:
+                if recognizer is chain[-1] or not falls_back(error):
+                    raise
+                log.fallback.append({"provider": recognizer.name, "code": error.code})
+                logger.warning(
+                    "provider cannot answer; trying the next of the chain",
+                    extra={"provider": recognizer.name, "error_code": error.code},
+                )
+        raise AssertionError("a chain names at least one provider")  # Settings.check guarantees it
+
+    def _paid_answer(
+        self,
+        recognizer: Recognizer,
+        image: bytes,
+        log: CallLog,
+        remaining_s: Callable[[], float],
+        answer_key: Callable[[Recognizer], str] | None,
+    ) -> PaidAnswer:
+        def call() -> ProviderAnswer:
+            return self._call(recognizer, image, log, remaining_s)
+
+        if self._answers is None or answer_key is None:
+            return PaidAnswer(call(), False, iso_seconds(utc_now()))
+        return self._answers.get(answer_key(recognizer), call, remaining_s=remaining_s)
+
+    def _call(
+        self, recognizer: Recognizer, image: bytes, log: CallLog, remaining_s: Callable[[], float]
+    ) -> ProviderAnswer:
+        pacer = self._pacers.get(recognizer.name)
+        attempt = 0
+        while True:
+            attempt += 1
+            if pacer is not None:
+                pacer.wait()
+            log.calls += 1
+            try:
+                return recognizer.recognize(image)
+            except RecognitionError as error:
+                if error.possibly_billed:
+                    log.possibly_billed += 1
+                    if log.total_possibly_billed > self.settings.timeout_retries:
+                        _stop_retrying(error, self.settings.timeout_retries)
+                if not error.retryable or attempt >= self.settings.max_attempts:
+                    raise
+                delay = random.uniform(0, self.settings.retry_base_delay_s * 2 ** (attempt - 1))  # noqa: S311
+                if remaining_s() < delay + self.settings.call_deadline_s + RESERVE_S:
+                    raise
+                logger.info("retrying upstream", extra={"error_code": error.code, "attempt": attempt})
+                self._sleep(delay)
+
+
+def _stop_retrying(error: RecognitionError, timeout_retries: int) -> None:
+    """The upload has had its share of calls that may have been billed: it ends FAILED now."""
+    error.retryable = False
+    error.message = f"{error.message}; not tried again: each try may have been billed ({timeout_retries} retry allowed)"
