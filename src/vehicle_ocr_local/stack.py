@@ -611,19 +611,9 @@ class LocalStack:
     def _dispatch(self) -> None:
         sqs, s3 = self.client("sqs"), self.client("s3")
         while not self._stopping.is_set():
-            try:
-                messages = sqs.receive_message(
-                    QueueUrl=self.notification_queue_url,
-                    MaxNumberOfMessages=1,
-                    WaitTimeSeconds=1,
-                    MessageAttributeNames=["All"],
-                ).get("Messages", [])
-            except Exception:  # the emulator is going away during stop()
-                if self._stopping.is_set():
-                    return
-                log.exception("receiving S3 notifications failed")
-                time.sleep(0.5)
-                continue
+            messages = self._receive(
+                sqs, QueueUrl=self.notification_queue_url, MaxNumberOfMessages=1, MessageAttributeNames=["All"]
+            )
             for message in messages:
                 event = json.loads(message["Body"])
                 self._versions.complete(s3, event)
@@ -633,21 +623,21 @@ class LocalStack:
                 self._invoke_async(event)
                 sqs.delete_message(QueueUrl=self.notification_queue_url, ReceiptHandle=message["ReceiptHandle"])
 
+    def _receive(self, sqs: Any, **request: Any) -> list[dict[str, Any]]:
+        """One long poll of a notification queue; nothing (after a pause) when it fails, as during stop()."""
+        try:
+            return sqs.receive_message(WaitTimeSeconds=1, **request).get("Messages", [])
+        except Exception:  # the emulator is going away during stop()
+            if not self._stopping.is_set():
+                log.exception("receiving S3 notifications failed")
+                time.sleep(0.5)
+            return []
+
     def _watch_unmatched(self) -> None:
         """Log each created object that no notification delivers (its key matches no filter)."""
         sqs = self.client("sqs")
         while not self._stopping.is_set():
-            try:
-                messages = sqs.receive_message(
-                    QueueUrl=self.all_objects_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
-                ).get("Messages", [])
-            except Exception:  # the emulator is going away during stop()
-                if self._stopping.is_set():
-                    return
-                log.exception("receiving S3 notifications failed")
-                time.sleep(0.5)
-                continue
-            for message in messages:
+            for message in self._receive(sqs, QueueUrl=self.all_objects_queue_url, MaxNumberOfMessages=10):
                 try:
                     records = json.loads(message["Body"]).get("Records") or []  # s3:TestEvent has none
                 except (ValueError, AttributeError):
