@@ -30,7 +30,6 @@ from typing import TYPE_CHECKING, Any
 from vehicle_ocr_local.cli_errors import UsageError
 
 if TYPE_CHECKING:
-    from vehicle_ocr.providers.base import Recognizer
     from vehicle_ocr.recognition import Recognition
     from vehicle_ocr.settings import Settings
 
@@ -79,6 +78,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
 def run_recognize(args: argparse.Namespace) -> int:
     """Recognise every file named by ``args.paths``; 0 once all are processed. Raises UsageError (status 2)."""
     from vehicle_ocr.errors import ConfigurationError
+    from vehicle_ocr.providers import build_recognizers
 
     files = image_files(args.paths)
     try:
@@ -86,7 +86,8 @@ def run_recognize(args: argparse.Namespace) -> int:
         kinds = [args.kind or kind_of(path, provisional.prefixes) for path in files]
         chains = _chains(os.environ, set(kinds), args.provider)
         settings = _settings(os.environ, chains)
-        recognizers = _recognizers(settings, chains)  # the Lambda's cold start: a missing key or engine stops here
+        # The Lambda's cold start: a missing key or engine stops here.
+        recognizers = build_recognizers(settings, kinds=chains)
     except ConfigurationError as error:
         raise UsageError(str(error)) from None
     from vehicle_ocr.recognition import Recognition
@@ -168,14 +169,6 @@ def _chains(env: Mapping[str, str], kinds: set[str], provider: str | None) -> di
             except ConfigurationError as error:
                 raise UsageError(f"--provider: {error}" if provider else str(error)) from None
     return chains
-
-
-def _recognizers(settings: Settings, chains: Mapping[str, tuple[str, ...]]) -> dict[str, tuple[Recognizer, ...]]:
-    from vehicle_ocr.providers.registry import provider_spec
-
-    return {
-        kind: tuple(provider_spec(kind, name).factory(settings) for name in chain) for kind, chain in chains.items()
-    }
 
 
 # ------------------------------------------------------------------------------------------------ one file

@@ -35,6 +35,15 @@ class RunningUp:
             aws_secret_access_key="local",
         )
 
+    def wait_for_line(self, text: str, timeout_s: float) -> bool:
+        """Whether the stack prints a line containing ``text`` within ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if any(text in line for line in list(self.output)):
+                return True
+            time.sleep(0.2)
+        return False
+
     def record_of(self, key: str, timeout_s: float = 60) -> dict[str, Any]:
         """The object's record, once the stack has recognised it (polling the query API)."""
         deadline = time.monotonic() + timeout_s

@@ -7,20 +7,14 @@ is not recognised either, and the stack says so in one INFO line through its log
 from __future__ import annotations
 
 import logging
-import os
-import queue
-import signal
-import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
-import boto3
-import pytest
 import requests
 
-from tests.conftest import free_port, make_jpeg
+from tests.conftest import make_jpeg
+from tests.integration.running_up import start_up
 from vehicle_ocr_local.stack import LocalStack, StackConfig
 
 VENV_BIN = Path(sys.executable).parent
@@ -69,49 +63,8 @@ def test_uploads_no_notification_matches_are_logged_once_each(upstream_env, capl
 
 def test_up_command_prints_the_line_for_an_upload_outside_the_prefixes(upstream_env):
     # Given a running `vehicle-ocr up`
-    aws_port, api_port = free_port(), free_port()
-    env = {**os.environ, **upstream_env, "PYTHONUNBUFFERED": "1"}
-    env.pop("AWS_ENDPOINT_URL", None)
-    process = subprocess.Popen(  # noqa: S603 - our own console script
-        [str(VENV_BIN / "vehicle-ocr"), "up", "--aws-port", str(aws_port), "--api-port", str(api_port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
-    seen: list[str] = []
-
-    def wait_for_line(text: str, timeout_s: float) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                seen.append(lines.get(timeout=0.5))
-            except queue.Empty:
-                continue
-            if text in seen[-1]:
-                return True
-        return False
-
-    try:
-        assert wait_for_line("ready", 60), "".join(seen)
+    with start_up(upstream_env) as running:
         # When an image is copied outside both prefixes
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=f"http://127.0.0.1:{aws_port}",
-            region_name="us-east-1",
-            aws_access_key_id="local",
-            aws_secret_access_key="local",
-        )
-        s3.put_object(Bucket="vehicle-ocr-images", Key="scans/car.jpg", Body=make_jpeg(seed=95))
+        running.s3().put_object(Bucket="vehicle-ocr-images", Key="scans/car.jpg", Body=make_jpeg(seed=95))
         # Then the terminal shows the one line that says why nothing will be recognised
-        assert wait_for_line(line_for("vehicle-ocr-images", "scans/car.jpg"), 20), "".join(seen)
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-            pytest.fail("`vehicle-ocr up` did not stop on SIGTERM")
+        assert running.wait_for_line(line_for("vehicle-ocr-images", "scans/car.jpg"), 20), "".join(running.output)

@@ -7,6 +7,8 @@ share one pooled session per process.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from vehicle_ocr.providers import apizero, local, tianapi
 from vehicle_ocr.providers.apizero import ApizeroVehicleLicenseRecognizer
 from vehicle_ocr.providers.base import ProviderAnswer, Recognizer
@@ -30,8 +32,8 @@ __all__ = [
 ]
 
 
-def build_recognizers(settings: Settings) -> dict[str, tuple[Recognizer, ...]]:
-    """Each kind's chain of recognisers, in the order they are tried.
+def build_recognizers(settings: Settings, kinds: Iterable[str] | None = None) -> dict[str, tuple[Recognizer, ...]]:
+    """Each kind's chain of recognisers (of ``kinds`` only, if given), in the order they are tried.
 
     Raises :class:`ConfigurationError` (at cold start) for an unknown provider, a provider
     without a key, or ``local`` without the offline engine installed.
@@ -39,4 +41,5 @@ def build_recognizers(settings: Settings) -> dict[str, tuple[Recognizer, ...]]:
     return {
         kind: tuple(provider_spec(kind, name).factory(settings) for name in chain)
         for kind, chain in settings.chains.items()
+        if kinds is None or kind in kinds
     }
