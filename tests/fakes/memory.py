@@ -25,6 +25,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from vehicle_ocr.erasure import TOMBSTONE_SK, SubjectErased, covered, tombstone_pks
 from vehicle_ocr.providers.base import ProviderAnswer
 from vehicle_ocr.shapes import (
     EVENT_SOURCE,
@@ -130,8 +131,13 @@ class MemoryStore:
         created_sort_at: datetime,
         sequencer: str | None = None,
         replace_failed: bool = False,
+        event_time: str | None = None,
     ) -> bool:
-        """Record and sightings, all or nothing; False when the record exists (unless a FAILED one is replaced)."""
+        """Record and sightings, all or nothing; False when the record exists (unless a FAILED one is replaced).
+
+        Raises ``SubjectErased`` when an erasure marker in the table covers the record, as the real
+        transaction's ConditionChecks do.
+        """
         self._enter("create")
         item = to_item(record, attempts=attempts, created_sort_at=created_sort_at, sequencer=sequencer)
         # Serialise everything first, as the SDK does before sending: an unstorable item writes nothing.
@@ -140,6 +146,8 @@ class MemoryStore:
         existing = self.table.get((record["id"], RECORD_SK))
         if existing is not None and not (replace_failed and existing.get("status") == {"S": "FAILED"}):
             return False
+        if covered((self.table.get((pk, TOMBSTONE_SK)) for pk in tombstone_pks(record)), event_time):
+            raise SubjectErased(record["id"])
         self.table[(record["id"], RECORD_SK)] = wire
         for sighting in sightings:
             self.table[(sighting["pk"]["S"], sighting["sk"]["S"])] = sighting

@@ -32,6 +32,8 @@ class TableClient:
 
     def transact_write_items(self, TransactItems: list[dict[str, Any]]) -> None:
         for operation in TransactItems:
+            if "Put" not in operation:  # the erasure markers' ConditionChecks: there are none here
+                continue
             item = operation["Put"]["Item"]
             self.items[(item["pk"]["S"], item["sk"]["S"])] = item
 

@@ -17,6 +17,8 @@ recording or publishing, so:
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +37,8 @@ from vehicle_ocr.providers.base import ProviderAnswer
 
 logger = Logger(child=True)
 
+# Powertools stores an answer under ``id = <this prefix>#md5(JSON of the answer key)``.
+ANSWER_KEY_PREFIX = "vehicle-ocr#answer"
 # How often a caller that found the answer in progress looks again.
 _POLL_S = 0.5
 
@@ -59,13 +63,14 @@ class PaidAnswers:
             raise_on_no_idempotency_key=True,
             response_hook=_mark_reused,
         )
+        self._table_name, self._client = table_name, client
         persistence = DynamoDBPersistenceLayer(table_name=table_name, boto3_client=client)
         self._call_once = idempotent_function(
             _paid_call,
             data_keyword_argument="request",
             persistence_store=persistence,
             config=self.config,
-            key_prefix="vehicle-ocr#answer",
+            key_prefix=ANSWER_KEY_PREFIX,
         )
 
     def register_lambda_context(self, context: Any) -> None:
@@ -75,6 +80,10 @@ class PaidAnswers:
     def key(self, *, kind: str, provider: str, sha256: str, record_id: str) -> str:
         scope = f"sha256:{sha256}" if self.by_content else f"record:{record_id}"
         return f"{kind}#{provider}#{scope}"
+
+    def forget(self, key: str) -> None:
+        """Delete the answer stored for ``key`` (an erased image's): the same bytes are paid for again."""
+        self._client.delete_item(TableName=self._table_name, Key={"id": {"S": stored_answer_id(key)}})
 
     def get(self, key: str, call: Callable[[], ProviderAnswer], *, remaining_s: Callable[[], float]) -> PaidAnswer:
         """The stored answer for ``key``, or the answer of ``call()`` stored under it."""
@@ -93,6 +102,12 @@ class PaidAnswers:
                 unusable=result.get("unusable"),
             )
             return PaidAnswer(answer, bool(result.get("reused")), result["answered_at"])
+
+
+def stored_answer_id(key: str) -> str:
+    """The idempotency table's ``id`` of the answer stored for ``key``, derived as Powertools derives it."""
+    digest = hashlib.md5(json.dumps(key, sort_keys=True).encode(), usedforsecurity=False).hexdigest()
+    return f"{ANSWER_KEY_PREFIX}#{digest}"
 
 
 def _paid_call(*, request: dict[str, Any], call: Callable[[], ProviderAnswer]) -> dict[str, Any]:

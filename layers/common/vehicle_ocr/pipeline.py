@@ -16,6 +16,7 @@ from botocore.exceptions import ClientError
 from vehicle_ocr import shapes
 from vehicle_ocr.answers import AnswerInProgress, PaidAnswers
 from vehicle_ocr.bounded import within_budget
+from vehicle_ocr.erasure import SubjectErased
 from vehicle_ocr.errors import PipelineError, RecognitionError
 from vehicle_ocr.images import check_image, check_size, prepare_for_upstream
 from vehicle_ocr.kinds import kind_spec
@@ -40,7 +41,7 @@ class Outcome:
     record_id: str
     key: str
     status: str | None  # SUCCEEDED / FAILED, or None when nothing was done
-    detail: str  # "recognised", "failed", "duplicate", "folder marker"
+    detail: str  # "recognised", "failed", "duplicate", "folder marker", "erased"
     kind: str | None = None
     provider: str | None = None
     error_code: str | None = None
@@ -168,13 +169,19 @@ class Pipeline:
 
         log = CallLog(history)
         record, attempts = self._recognize(obj, log, remaining_s or (lambda: float("inf")))
-        created = self._store.create(
-            record,
-            attempts=attempts,
-            created_sort_at=self._clock(),
-            sequencer=obj.sequencer,
-            replace_failed=replacing,
-        )
+        try:
+            created = self._store.create(
+                record,
+                attempts=attempts,
+                created_sort_at=self._clock(),
+                sequencer=obj.sequencer,
+                replace_failed=replacing,
+                event_time=obj.event_time,
+            )
+        except SubjectErased:
+            # `vehicle-ocr erase` ran while this upload was recognised: record nothing, keep no paid answer.
+            self._forget_answers(obj, record)
+            return Outcome(obj.record_id, obj.key, None, "erased", record["kind"])
         if not created:
             # A concurrent delivery recorded first; it announces its own outcome.
             return Outcome(obj.record_id, obj.key, None, "duplicate", record["kind"])
@@ -256,6 +263,13 @@ class Pipeline:
         if self._answers is None:
             return ""
         return self._answers.key(kind=kind, provider=recognizer.name, sha256=sha256, record_id=obj.record_id)
+
+    def _forget_answers(self, obj: shapes.UploadedObject, record: dict[str, Any]) -> None:
+        sha256 = record["source"].get("sha256")
+        if self._answers is None or not record.get("kind") or not sha256:
+            return  # the image was never read, so never paid for
+        for recognizer in self._recognizers[record["kind"]]:
+            self._answers.forget(self._answer_key(record["kind"], recognizer, obj, sha256))
 
     def _count_transient_failure(
         self, obj: shapes.UploadedObject, error: RecognitionError, log: CallLog

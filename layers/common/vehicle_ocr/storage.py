@@ -18,6 +18,10 @@ recognised late never becomes the object's "latest" record.
 ``notified_at`` is set once the outcome has been published; until then a retry
 publishes again (an outbox on the record itself).
 
+An erasure marker (``vehicle_ocr.erasure``: ``pk=ERASED#<digest>, sk=ERASED``) covering the record's
+object version, plate numbers or VIN cancels the write: ``create`` checks them in the same transaction
+and raises ``SubjectErased``, so a recognition in flight during `vehicle-ocr erase` never writes back.
+
 ``expires_at`` (the table's TTL attribute, epoch seconds): with a record retention, the record
 and every one of its sightings carry the same value, the record's write time plus the
 retention, so that DynamoDB deletes them together; without one, neither carries it.
@@ -34,6 +38,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from vehicle_ocr.bounded import TRUNCATED, fits_dynamodb_number
+from vehicle_ocr.erasure import SubjectErased, condition_checks
 from vehicle_ocr.kinds import all_kinds
 from vehicle_ocr.shapes import index_values, plate_numbers_named
 
@@ -104,10 +109,12 @@ class ResultsStore:
         created_sort_at: datetime,
         sequencer: str | None = None,
         replace_failed: bool = False,
+        event_time: str | None = None,
     ) -> bool:
         """Write record and sightings atomically.  False when the record already existed.
 
         With ``replace_failed`` (a redrive) an existing FAILED record is replaced; a SUCCEEDED one never is.
+        Raises ``SubjectErased`` when an erasure marker covers the record (uploaded at ``event_time``).
         """
         item = to_item(
             record,
@@ -132,13 +139,17 @@ class ResultsStore:
                 **values,
             }
         }
+        checks = condition_checks(self.table_name, record, event_time)
         sightings = self._sighting_puts(record, item["created_sort"], item.get("expires_at"))
-        first, rest = sightings[: TRANSACTION_ITEMS - 1], sightings[TRANSACTION_ITEMS - 1 :]
+        room = TRANSACTION_ITEMS - 1 - len(checks)
+        first, rest = sightings[:room], sightings[room:]
         try:
-            self._client.transact_write_items(TransactItems=[record_put, *first])
+            self._client.transact_write_items(TransactItems=[record_put, *checks, *first])
         except ClientError as exc:
             if _record_already_exists(exc):
                 return False
+            if _failed_check(exc, range(1, 1 + len(checks))):
+                raise SubjectErased(f"record {record['id']}: its subject was erased after the upload") from exc
             raise
         # Sightings beyond one transaction: idempotent puts.  Should these fail, the record is not yet
         # notified, and the retry writes every sighting again before announcing (``put_sightings``).
@@ -327,6 +338,12 @@ def _record_already_exists(exc: ClientError) -> bool:
     if reasons:
         return reasons[0].get("Code") == "ConditionalCheckFailed"
     return "ConditionalCheckFailed" in str(error.get("Message", ""))
+
+
+def _failed_check(exc: ClientError, positions: range) -> bool:
+    """Whether a condition of one of these transaction items failed."""
+    reasons = exc.response.get("CancellationReasons") or []
+    return any(index < len(reasons) and reasons[index].get("Code") == "ConditionalCheckFailed" for index in positions)
 
 
 def _to_dynamo(item: dict[str, Any]) -> dict[str, Any]:
