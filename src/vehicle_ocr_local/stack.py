@@ -144,9 +144,6 @@ def recognize_environment(resources: Any, env: Mapping[str, str]) -> tuple[dict[
     for kind in all_kinds():
         function_env.pop(f"{kind.settings_name}_PROVIDER", None)
         function_env[f"{kind.settings_name}_PROVIDERS"] = chains[kind.name]
-    # In AWS each of the reserved instances paces itself to its share of a provider's limit. Here
-    # every dispatcher thread shares one module, and so one pacer: it must take the whole limit.
-    function_env["PACING_INSTANCES"] = "1"
     keyed = [spec.settings_name for spec in all_providers() if spec.settings_name]
     passthrough = (
         *(f"{name}_KEY" for name in keyed),

@@ -1,17 +1,16 @@
-"""Pace calls to a provider so that the fleet stays under its rate limit.
+"""Pace one process's calls to a provider so that they stay under its rate limit.
 
-Each instance gets an equal share: per-instance rate = fleet rate / instances, where
-instances is the function's reserved concurrency (both come from one template parameter
-set, see README "Pacing"). Concurrent callers in one process (the local stack's threads)
-share one pacer and go one at a time.
+Used where one process is the whole fleet (``vehicle-ocr recognize``, tests that drive the
+pipeline directly); a deployed fleet shares the limit through ``vehicle_ocr.rate_budget``, which
+spaces calls by the same interval. Concurrent callers in one process share one pacer and go one
+at a time.
 
 Calls are spaced from when the previous caller was released, not from when it was
 scheduled to be: a caller that wakes late (a busy CPU, a stalled thread) pushes the next
 one back instead of letting it catch up, because a late call followed by one on time is
 two calls closer together than the limit allows (`make bench` caught 13 refusals in 113
 calls with slot-scheduling; none with this). What happens after release (connecting,
-sending) is covered only by the 3% margin, and a newly started instance knows nothing of
-its predecessor's last call: a rare refusal after a scale-out is retried with backoff.
+sending) is covered only by the 3% margin.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 Shared by the pipeline (which adds the paid-answer store through ``answer_key``) and by
 ``vehicle-ocr recognize`` (files on disk, nothing stored), so both ask the providers the same way:
 
-* each provider's calls are paced to its share of the rate limit;
+* each provider's calls are paced to its rate limit: across the fleet through the rate budget
+  (``vehicle_ocr.rate_budget``) when the settings name its table, else within this process;
 * a transient failure is retried with full-jitter exponential backoff, at most ``max_attempts``
   calls, and only while the invocation has time for another call plus recording the outcome;
 * a call that got no answer after the request went out (it may have been billed) is tried
@@ -27,6 +28,7 @@ from vehicle_ocr.codes import Action
 from vehicle_ocr.errors import PipelineError, RecognitionError
 from vehicle_ocr.pacing import Pacer
 from vehicle_ocr.providers.base import ProviderAnswer, Recognizer
+from vehicle_ocr.rate_budget import RateBudget
 from vehicle_ocr.settings import Settings
 from vehicle_ocr.shapes import iso_seconds, utc_now
 from vehicle_ocr.storage import AttemptHistory
@@ -87,8 +89,8 @@ class Recognition:
         self.recognizers = recognizers
         self._answers = answers
         self._sleep = sleep
-        self._pacers = {
-            recognizer.name: Pacer(rate)
+        self.pacers = {
+            recognizer.name: _pacer(settings, recognizer.name, rate)
             for chain in recognizers.values()
             for recognizer in chain
             if (rate := settings.requests_per_second(recognizer.name))
@@ -144,7 +146,7 @@ class Recognition:
     def _call(
         self, recognizer: Recognizer, image: bytes, log: CallLog, remaining_s: Callable[[], float]
     ) -> ProviderAnswer:
-        pacer = self._pacers.get(recognizer.name)
+        pacer = self.pacers.get(recognizer.name)
         attempt = 0
         while True:
             attempt += 1
@@ -165,6 +167,12 @@ class Recognition:
                     raise
                 logger.info("retrying upstream", extra={"error_code": error.code, "attempt": attempt})
                 self._sleep(delay)
+
+
+def _pacer(settings: Settings, provider: str, rate: float) -> Pacer | RateBudget:
+    if settings.rate_budget_table:
+        return RateBudget(settings.rate_budget_table, provider, rate)
+    return Pacer(rate)
 
 
 def _stop_retrying(error: RecognitionError, timeout_retries: int) -> None:

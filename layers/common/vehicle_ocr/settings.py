@@ -95,8 +95,9 @@ class Settings:
     idempotency_table: str | None = None
     content_dedupe: bool = True  # identical image bytes reuse a stored answer instead of paying again
     content_dedupe_ttl_s: int = 30 * 24 * 3600
-    # How many instances share each provider's rate limit.
-    pacing_instances: int = 1
+    # The fleet-wide rate budget's DynamoDB table (vehicle_ocr.rate_budget); None: this process paces
+    # itself to each whole limit (one process is the fleet, e.g. `vehicle-ocr recognize`).
+    rate_budget_table: str | None = None
     upstream_max_image_bytes: int = 3 * 1024 * 1024  # tianapi: "图片大小不超过3M"
     # Records (and their plate sightings) expire this many days after they are written (None: kept forever).
     record_retention_days: int | None = None
@@ -108,10 +109,9 @@ class Settings:
             raise ConfigurationError(f"provider {name!r} has no settings") from None
 
     def requests_per_second(self, provider: str) -> float | None:
-        """This instance's share of a provider's rate limit (None: not paced, e.g. the offline engine)."""
+        """A provider's rate limit, across the fleet (None: not paced, e.g. the offline engine)."""
         config = self.providers.get(provider)
-        fleet = config.requests_per_second if config else None
-        return None if fleet is None else fleet / self.pacing_instances
+        return config.requests_per_second if config else None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -150,7 +150,7 @@ class Settings:
             idempotency_table=read.optional("IDEMPOTENCY_TABLE"),
             content_dedupe=read.flag("CONTENT_DEDUPE", True),
             content_dedupe_ttl_s=int(read.number("CONTENT_DEDUPE_TTL_SECONDS", 30 * 24 * 3600, int)),
-            pacing_instances=int(read.number("PACING_INSTANCES", 1, int)),
+            rate_budget_table=read.optional("RATE_BUDGET_TABLE"),
             upstream_max_image_bytes=int(read.number("UPSTREAM_MAX_IMAGE_BYTES", 3 * 1024 * 1024, int)),
             record_retention_days=read.number("RECORD_RETENTION_DAYS", None, int),
         )
