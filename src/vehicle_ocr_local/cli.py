@@ -6,6 +6,8 @@ vehicle-ocr upload FILE... --kind plate                put images into a running
 vehicle-ocr results [--kind K] [--status S] [--json]   what a running stack recognised: a table (never
                                                        an owner or address), or every field as JSON
 vehicle-ocr redrive [--code C]                          re-run failures from the failure queue
+vehicle-ocr erase (--plate N | --vin V | --bucket B --key K) [--yes]
+                                                       remove everything held about a vehicle or an object
 vehicle-ocr invoke EVENT.json [--function F]            a function's real handler on an event, against a
                                                        running stack (`sam local invoke` without Docker)
 vehicle-ocr recognize PATH... [--kind K] [--provider P] [--json]
@@ -93,6 +95,23 @@ def build_parser() -> argparse.ArgumentParser:
     redrive.add_argument("--limit", type=int, default=1000, help="at most this many messages (default 1000)")
     redrive.add_argument("--timeout", type=float, default=600, help="seconds to wait for the re-runs (default 600)")
 
+    erase = commands.add_parser(
+        "erase",
+        help="remove everything held about a plate number, a VIN or one object (asks first unless --yes)",
+        description=(
+            "Remove every image version, record, plate sighting, stored paid answer and queued failure message "
+            "held about a vehicle (--plate, with the VINs of licences naming it; --vin, with the plate numbers its "
+            "licences name) or one object (--bucket B --key K). Without --yes it lists what it would remove and asks."
+        ),
+    )
+    erase.add_argument("--plate", help="a plate number, any common spelling")
+    erase.add_argument("--vin", help="a vehicle identification number")
+    erase.add_argument("--bucket", help="with --key: the object's bucket")
+    erase.add_argument("--key", help="with --bucket: the object's key (every version)")
+    erase.add_argument("--stack", help="a deployed CloudFormation stack, with your AWS credentials")
+    erase.add_argument("--endpoint", help=f"the local stack's AWS endpoint (default {DEFAULT_AWS})")
+    erase.add_argument("--yes", action="store_true", help="remove without asking")
+
     invoke = commands.add_parser(
         "invoke",
         help="run a function's real handler on an event file against a running stack (no Docker), print its response",
@@ -124,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         "upload": run_upload,
         "results": run_results,
         "redrive": run_redrive,
+        "erase": run_erase,
         "invoke": run_invoke,
         "recognize": recognize_files.run_recognize,
     }
@@ -345,6 +365,99 @@ def run_invoke(args: argparse.Namespace) -> int:
     from vehicle_ocr_local.invoke import run_invoke as invoke_event
 
     return invoke_event(args)
+
+
+# ------------------------------------------------------------------------------------------------ erase
+def run_erase(args: argparse.Namespace) -> int:
+    from vehicle_ocr_local.erase import Eraser
+
+    subject = erase_subject(args)
+    if args.stack and args.endpoint:
+        raise UsageError("--stack and --endpoint name two different stacks: give one")
+    logging.getLogger("vehicle_ocr_local.erase").setLevel(logging.INFO)  # the audit line (counts and ids)
+    s3, dynamodb, sqs, resources = erase_clients(args)
+    eraser = Eraser(s3=s3, dynamodb=dynamodb, sqs=sqs, resources=resources)
+    plan = eraser.find(subject)
+    if plan.empty:
+        print(f"nothing held about {subject}: nothing removed")
+        return 0
+    print(f"held about {subject}:")
+    for line in plan.lines():
+        print(f"  {line}")
+    if not args.yes and not confirmed("remove all of this? [y/N] "):
+        print("nothing removed")
+        return 1
+    report = eraser.erase(plan, on_progress=lambda line: None)
+    print(report.line())
+    for rid in report.record_ids:
+        print(f"  record {rid}")
+    return 0
+
+
+def erase_subject(args: argparse.Namespace) -> Any:
+    from vehicle_ocr_local.erase import Subject
+
+    given = [name for name in ("plate", "vin", "key") if getattr(args, name) is not None]
+    if len(given) != 1:
+        raise UsageError(
+            "name one subject: --plate NUMBER, --vin VIN, or --bucket B --key K"
+            + (f" (not {' and '.join('--' + name for name in given)})" if given else "")
+        )
+    if (args.key is None) != (args.bucket is None):
+        raise UsageError("--bucket and --key name one object: give both")
+    try:
+        return Subject.of(plate=args.plate, vin=args.vin, bucket=args.bucket, key=args.key)
+    except ValueError as error:
+        raise UsageError(str(error)) from error
+
+
+def erase_clients(args: argparse.Namespace) -> tuple[Any, Any, Any, Any]:
+    """S3, DynamoDB and SQS clients, and where the stack keeps things: deployed (--stack) or local."""
+    import boto3
+
+    from vehicle_ocr_local.erase import Resources
+    from vehicle_ocr_local.template import local_name
+
+    if args.stack:
+        session = boto3.Session()
+        outputs = {
+            output["OutputKey"]: output["OutputValue"]
+            for output in session.client("cloudformation").describe_stacks(StackName=args.stack)["Stacks"][0]["Outputs"]
+        }
+        resources = Resources(
+            results_table=outputs["ResultsTableName"],
+            answers_table=outputs.get("IdempotencyTableName"),
+            queue_urls=tuple(
+                outputs[name]
+                for name in ("FailureQueueUrl", "FailureDeadLetterQueueUrl", "RecognizeDeadLetterQueueUrl")
+                if outputs.get(name)
+            ),
+        )
+        return session.client("s3"), session.client("dynamodb"), session.client("sqs"), resources
+    credentials: dict[str, Any] = {
+        "endpoint_url": args.endpoint or DEFAULT_AWS,
+        "region_name": "us-east-1",
+        "aws_access_key_id": os.environ.get("AWS_ACCESS_KEY_ID", "local"),
+        "aws_secret_access_key": os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
+    }
+    sqs = boto3.client("sqs", **credentials)
+    queue_urls = tuple(
+        sqs.get_queue_url(QueueName=local_name(name))["QueueUrl"]
+        for name in ("FailureQueue", "FailureDeadLetterQueue", "RecognizeDeadLetterQueue")
+    )
+    resources = Resources(
+        results_table=local_name("ResultsTable"), answers_table=local_name("IdempotencyTable"), queue_urls=queue_urls
+    )
+    return boto3.client("s3", **credentials), boto3.client("dynamodb", **credentials), sqs, resources
+
+
+def confirmed(question: str) -> bool:
+    """Whether the user answers "y" on stdin; no answer (end of input) is a no."""
+    try:
+        return input(question).strip().lower() in {"y", "yes"}
+    except EOFError:
+        print()
+        return False
 
 
 # ------------------------------------------------------------------------------------------------ redrive
