@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # not SAM CLI, cfn-lint, pytest or ruff, which `.[dev]` adds for the other targets.
 LOCAL_STAMP := $(VENV)/.installed-local
 
-.PHONY: typecheck help install install-local lint format check-template unit integration test bench build deploy lock events openapi up demo clean
+.PHONY: typecheck help install install-local lint format check-template unit integration test bench build deploy deploy-local-engine lock events openapi up demo clean
 
 help:
 	@echo "make demo            the whole pipeline on the sample images, locally; prints a table"
@@ -19,6 +19,7 @@ help:
 	@echo "make bench           benchmarks (~5 min): overhead, throughput, cold start, paid calls, engine; bench/REPORT.md"
 	@echo "make build           sam build (needs python3.12 on PATH; pyenv's 3.12 is picked up)"
 	@echo "make deploy          make build, then .venv/bin/sam deploy --guided (DEPLOY_FLAGS= to deploy from samconfig.toml)"
+	@echo "make deploy-local-engine  the same, RecognizeFunction as a container image with the offline engine (Docker)"
 	@echo "make lock            pin the layer's whole dependency tree, with hashes (layers/common/requirements.in -> .txt)"
 	@echo "make events          regenerate events/ with sam local generate-event"
 	@echo "make openapi         regenerate docs/openapi.json from the query API's routes"
@@ -85,6 +86,13 @@ build: install
 DEPLOY_FLAGS ?= --guided
 deploy: build
 	SAM_CLI_TELEMETRY=0 $(BIN)/sam deploy $(DEPLOY_FLAGS)
+
+# The same stack with RecognizeFunction as a container image holding the offline engine (needs Docker):
+# the template is derived from template.yaml (scripts/local_engine_template.py), checked by check-template.
+deploy-local-engine: install
+	$(BIN)/python scripts/local_engine_template.py -o build/template.local-engine.json
+	SAM_CLI_TELEMETRY=0 $(BIN)/sam build -t build/template.local-engine.json
+	SAM_CLI_TELEMETRY=0 $(BIN)/sam deploy --resolve-image-repos $(DEPLOY_FLAGS)
 
 # The layer's dependencies: top-level intent in requirements.in, the whole tree pinned with
 # hashes in requirements.txt, resolved for Lambda's platform (x86_64 Linux, CPython 3.12,

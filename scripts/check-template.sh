@@ -10,6 +10,10 @@
 #      (resource Metadata: checkov: skip: - id/comment)
 #
 # Exits non-zero if any step fails; runs every step and prints a summary with timings.
+#
+# With TEMPLATE unset, both deployable templates are checked, side by side: template.yaml and
+# its container-image variant build/template.local-engine.json (RecognizeFunction with the
+# offline engine), derived from it by scripts/local_engine_template.py. TEMPLATE=FILE checks one.
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -17,8 +21,9 @@ cd "$ROOT"
 
 VENV="${VENV:-$ROOT/.venv}"
 CHECKOV_VENV="${CHECKOV_VENV:-$ROOT/.venv-checkov}"
-TEMPLATE="${TEMPLATE:-template.yaml}"
-TRANSFORMED="build/template.transformed.json"
+TEMPLATE="${TEMPLATE:-}"
+NAME="$(basename "${TEMPLATE%.*}")"
+TRANSFORMED="build/$NAME.transformed.json"
 REGION="${AWS_REGION:-us-east-1}"
 
 # Nothing here talks to AWS, but botocore and sam want a region and some credentials to
@@ -90,10 +95,10 @@ run_checkov() { # run_checkov FILE REPORT.json
   # one fails). No network: --skip-download, no platform API key.
   mkdir -p "$(dirname "$2")"
   "$CHECKOV_VENV/bin/checkov" --skip-download --framework cloudformation --config-file .checkov.yaml \
-    -f "$1" -o json > "$2" 2> build/checkov.stderr
+    -f "$1" -o json > "$2" 2> "$2.stderr"
   local rc=$?
   if [ ! -s "$2" ]; then
-    cat build/checkov.stderr >&2
+    cat "$2.stderr" >&2
     return 1
   fi
   "$VENV/bin/python" - "$2" <<'PY' || rc=1
@@ -129,6 +134,26 @@ PY
   return "$rc"
 }
 
+if [ -z "$TEMPLATE" ]; then
+  # Both templates at once (two cores; each check is one process at a time). checkov is
+  # installed first so that the two runs do not both install it.
+  mkdir -p build
+  ensure_checkov || exit 1
+  "$VENV/bin/python" scripts/local_engine_template.py -o build/template.local-engine.json || exit 1
+  TEMPLATE=template.yaml "$0" > build/check-template.template.log 2>&1 &
+  main=$!
+  TEMPLATE=build/template.local-engine.json "$0" > build/check-template.local-engine.log 2>&1 &
+  image=$!
+  wait "$main"; main_rc=$?
+  wait "$image"; image_rc=$?
+  cat build/check-template.template.log
+  echo
+  echo "######## the container-image variant (scripts/local_engine_template.py)"
+  cat build/check-template.local-engine.log
+  [ "$main_rc" -eq 0 ] && [ "$image_rc" -eq 0 ] || exit 1
+  exit 0
+fi
+
 step "sam validate" "$VENV/bin/sam" validate --region "$REGION" -t "$TEMPLATE"
 step "sam validate --lint" "$VENV/bin/sam" validate --lint --region "$REGION" -t "$TEMPLATE"
 rm -f "$TRANSFORMED" # never lint a stale expansion
@@ -140,12 +165,12 @@ else
 fi
 step "checkov install" ensure_checkov
 if [ -x "$CHECKOV_VENV/bin/checkov" ]; then
-  step "checkov ($TEMPLATE)" run_checkov "$TEMPLATE" build/checkov-template.json
-  [ -f "$TRANSFORMED" ] && step "checkov (transformed)" run_checkov "$TRANSFORMED" build/checkov-transformed.json
+  step "checkov ($TEMPLATE)" run_checkov "$TEMPLATE" "build/checkov-$NAME.json"
+  [ -f "$TRANSFORMED" ] && step "checkov (transformed)" run_checkov "$TRANSFORMED" "build/checkov-$NAME.transformed.json"
 fi
 
 echo
-echo "==== check-template summary"
+echo "==== check-template summary: $TEMPLATE"
 printf '%s\n' "${SUMMARY[@]}"
 if [ "$FAILED" -ne 0 ]; then
   echo "check-template: FAILED"

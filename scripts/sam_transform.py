@@ -64,6 +64,10 @@ def replace_local_code_uris(template: dict[str, Any]) -> None:
         props = resource.get("Properties") or {}
         if prop and prop in props:
             props[prop] = placeholder(props[prop])
+        # An image function built from a Dockerfile gets its ImageUri from `sam build`; offline, an
+        # ECR-shaped placeholder stands in, as the S3 one does for zip code.
+        if props.get("PackageType") == "Image" and "ImageUri" not in props:
+            props["ImageUri"] = "123456789012.dkr.ecr.us-east-1.amazonaws.com/offline-placeholder:latest"
     globals_function = (template.get("Globals") or {}).get("Function") or {}
     if "CodeUri" in globals_function:
         globals_function["CodeUri"] = placeholder(globals_function["CodeUri"])
