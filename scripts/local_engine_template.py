@@ -78,7 +78,8 @@ def local_engine_template(template: dict[str, Any], *, template_dir: Path, outpu
         if "local" not in spec.get("AllowedValues", ["local"]):
             raise ValueError(f"parameter {parameter} does not allow the local provider")
         spec["Default"] = "local"
-    derived["Description"] = f"{derived.get('Description', '').rstrip()} (RecognizeFunction as a container image with the offline engine)"
+    image_note = "(RecognizeFunction as a container image with the offline engine)"
+    derived["Description"] = f"{derived.get('Description', '').rstrip()} {image_note}"
     return derived
 
 
