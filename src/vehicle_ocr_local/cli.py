@@ -379,6 +379,8 @@ def run_erase(args: argparse.Namespace) -> int:
     eraser = Eraser(s3=s3, dynamodb=dynamodb, sqs=sqs, resources=resources)
     plan = eraser.find(subject)
     if plan.empty:
+        # Still marked: a recognition under way for it must not record it once it finishes.
+        eraser.mark(plan)
         print(f"nothing held about {subject}: nothing removed")
         return 0
     print(f"held about {subject}:")

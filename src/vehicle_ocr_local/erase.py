@@ -33,7 +33,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from vehicle_ocr.answers import stored_answer_id
-from vehicle_ocr.erasure import PLATE, RECORD, VIN, tombstone_item, tombstone_pk
+from vehicle_ocr.erasure import (
+    PLATE,
+    RECORD,
+    TOMBSTONE_SK,
+    TOMBSTONE_TTL_S,
+    UPLOAD_SK_PREFIX,
+    VIN,
+    epoch_ms,
+    tombstone_pk,
+)
 from vehicle_ocr.kinds import all_kinds
 from vehicle_ocr.normalize.plates import canonical_plate_number
 from vehicle_ocr.normalize.vin import normalize_vin
@@ -131,10 +140,12 @@ class Plan:
     sightings: int = 0
     versions: list[ImageVersion] = field(default_factory=list)
     answer_ids: set[str] = field(default_factory=set)
+    # Uploads a marker stopped while they were recognised, (marker, sort key): noted by the pipeline.
+    stopped: set[tuple[str, str]] = field(default_factory=set)
 
     @property
     def empty(self) -> bool:
-        return not (self.record_ids or self.versions or self.answer_ids)
+        return not (self.record_ids or self.versions or self.answer_ids or self.stopped)
 
     @property
     def markers(self) -> list[str]:
@@ -153,6 +164,7 @@ class Plan:
         known = {(v.bucket, v.key, v.version_id, v.delete_marker) for v in self.versions}
         self.versions += [v for v in other.versions if (v.bucket, v.key, v.version_id, v.delete_marker) not in known]
         self.answer_ids |= other.answer_ids
+        self.stopped |= other.stopped
 
     def lines(self) -> list[str]:
         """What would be removed: counts and ids, never an owner or address."""
@@ -164,6 +176,7 @@ class Plan:
             f"image versions: {len(images)}" + (f", delete markers: {markers}" if markers else ""),
             *(f"  {version}" for version in images),
             f"paid answers: {len(self.answer_ids)}",
+            *([f"uploads stopped while being recognised: {len(self.stopped)}"] if self.stopped else []),
             "failure messages: counted while removing (reading a queue hides its messages)",
         ]
 
@@ -177,6 +190,7 @@ class Report:
     delete_markers: int = 0
     answers: int = 0
     messages: int = 0
+    stopped: int = 0
     record_ids: list[str] = field(default_factory=list)
 
     def line(self) -> str:
@@ -184,6 +198,7 @@ class Report:
             f"removed {self.records} records, {self.sightings} plate sightings, {self.image_versions} image versions"
             + (f" ({self.delete_markers} delete markers)" if self.delete_markers else "")
             + f", {self.answers} paid answers, {self.messages} failure messages"
+            + (f" ({self.stopped} uploads stopped while being recognised)" if self.stopped else "")
         )
 
 
@@ -216,9 +231,35 @@ class Eraser:
             objects.add((subject.bucket, subject.key))
         for bucket, key in sorted(objects):
             self._add_versions(plan, bucket, key, everything=subject.key is not None)
+            self._add_object_records(plan, bucket, key)
+        self._add_stopped_uploads(plan)
         for rid in sorted(plan.record_ids):
             self._add_answers(plan, rid)
         return plan
+
+    def _add_stopped_uploads(self, plan: Plan) -> None:
+        """Uploads an earlier erasure's markers stopped: their images may lie under keys no record names."""
+        subject_marker = self._dynamodb.get_item(
+            TableName=self._resources.results_table,
+            Key={"pk": {"S": plan.subject.marker}, "sk": {"S": TOMBSTONE_SK}},
+            ConsistentRead=True,
+        ).get("Item", {})
+        markers = {*plan.markers, *subject_marker.get("related", {}).get("SS", [])}
+        for marker in sorted(markers):
+            for note in self._query(
+                KeyConditionExpression="pk = :m AND begins_with(sk, :upload)",
+                ExpressionAttributeValues={":m": {"S": marker}, ":upload": {"S": UPLOAD_SK_PREFIX}},
+                ConsistentRead=True,
+            ):
+                plan.stopped.add((marker, note["sk"]["S"]))
+                bucket, key = note["bucket"]["S"], note["object_key"]["S"]
+                version_id = note.get("version_id", {}).get("S")
+                versions, _ = self._versions(bucket, key)
+                known = {(v.bucket, v.key, v.version_id) for v in plan.versions}
+                plan.versions += [
+                    v for v in versions if v.version_id == version_id and (bucket, key, version_id) not in known
+                ]
+                plan.record_ids.add(note["sk"]["S"][len(UPLOAD_SK_PREFIX) :])
 
     def _by_identifiers(self, plates: Iterable[str], vins: Iterable[str]) -> set[str]:
         found: set[str] = set()
@@ -294,6 +335,13 @@ class Eraser:
         if not kept:
             plan.versions += markers
 
+    def _add_object_records(self, plan: Plan, bucket: str, key: str) -> None:
+        """The key's other records that name nobody else (a FAILED one): found even once its image is gone."""
+        for rid in sorted(self._query_index("by-object", "object_ref", f"{bucket}/{key}") - plan.record_ids):
+            record = next((from_item(item) for item in self._partition(rid) if item["sk"] == RECORD_SK), None)
+            if record is not None and not _someone_else(record, plan):
+                self._add_records(plan, [rid])
+
     def _versions(self, bucket: str, key: str) -> tuple[list[ImageVersion], list[ImageVersion]]:
         versions, markers = [], []
         for page in self._s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=key):
@@ -347,17 +395,17 @@ class Eraser:
     def erase(self, plan: Plan, *, on_progress: Callable[[str], None] = lambda line: None) -> Report:
         """Remove what ``plan`` found, after marking it erased; finds again first (records written since)."""
         erased_at = datetime.now(UTC)
-        self._put_markers(plan.markers, erased_at)
+        self.mark(plan, erased_at)
         again = self.find(plan.subject)
-        self._put_markers([pk for pk in again.markers if pk not in set(plan.markers)], erased_at)
         plan.merge(again)
+        self.mark(plan, erased_at)
         report = Report(record_ids=sorted(plan.records))
         report.image_versions, report.delete_markers = self._delete_versions(plan.versions)
         on_progress(f"image versions removed: {report.image_versions}")
         report.answers = self._delete_answers(plan.answer_ids)
         rids = plan.record_ids
         objects = {(v.bucket, v.key, v.version_id) for v in plan.versions if not v.delete_marker}
-        for queue_url in self._resources.queue_urls:
+        for queue_url in self._resources.queue_urls if rids else ():
             report.messages += self._delete_messages(queue_url, lambda body: _names(body, rids, objects))
         on_progress(f"failure messages removed: {report.messages}")
         for rid in sorted(rids):
@@ -365,6 +413,11 @@ class Eraser:
             report.records += records
             report.sightings += sightings
             report.other_items += others
+        for marker, sort_key in sorted(plan.stopped):  # last: they lead a later run to the images
+            self._dynamodb.delete_item(
+                TableName=self._resources.results_table, Key={"pk": {"S": marker}, "sk": {"S": sort_key}}
+            )
+        report.stopped = len({sort_key for _, sort_key in plan.stopped})
         audit_log.info(
             "erase audit %s",
             json.dumps(
@@ -378,16 +431,39 @@ class Eraser:
                     "delete_markers": report.delete_markers,
                     "paid_answers": report.answers,
                     "failure_messages": report.messages,
+                    "stopped_uploads": report.stopped,
                 }
             ),
         )
         return report
 
-    def _put_markers(self, pks: Iterable[str], erased_at: datetime) -> None:
-        for pk in pks:
-            self._dynamodb.put_item(
-                TableName=self._resources.results_table, Item=tombstone_item(pk, erased_at=erased_at)
-            )
+    def mark(self, plan: Plan, erased_at: datetime | None = None) -> None:
+        """Write the plan's erasure markers: from now on the pipeline records nothing they cover.
+
+        The subject's own marker, written last, lists the others (digests), so that a later run finds
+        the uploads they stopped even once the records that led to them are gone.
+        """
+        erased_at = erased_at or datetime.now(UTC)
+        markers = plan.markers
+        for pk in markers[1:]:
+            self._put_marker(pk, erased_at, set())
+        self._put_marker(markers[0], erased_at, set(markers[1:]))
+
+    def _put_marker(self, pk: str, erased_at: datetime, related: set[str]) -> None:
+        values: dict[str, Any] = {
+            ":at": {"N": str(epoch_ms(erased_at))},
+            ":expires": {"N": str(int(erased_at.timestamp()) + TOMBSTONE_TTL_S)},
+        }
+        update = "SET erased_at = :at, expires_at = :expires"
+        if related:
+            update += " ADD related :related"
+            values[":related"] = {"SS": sorted(related)}
+        self._dynamodb.update_item(
+            TableName=self._resources.results_table,
+            Key={"pk": {"S": pk}, "sk": {"S": TOMBSTONE_SK}},
+            UpdateExpression=update,
+            ExpressionAttributeValues=values,
+        )
 
     def _delete_versions(self, versions: list[ImageVersion]) -> tuple[int, int]:
         by_bucket: dict[str, list[ImageVersion]] = {}

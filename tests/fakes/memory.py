@@ -25,7 +25,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from vehicle_ocr.erasure import TOMBSTONE_SK, SubjectErased, covered, tombstone_pks
+from vehicle_ocr.erasure import TOMBSTONE_SK, SubjectErased, covering, tombstone_pks, upload_note
 from vehicle_ocr.providers.base import ProviderAnswer
 from vehicle_ocr.shapes import (
     EVENT_SOURCE,
@@ -136,7 +136,7 @@ class MemoryStore:
         """Record and sightings, all or nothing; False when the record exists (unless a FAILED one is replaced).
 
         Raises ``SubjectErased`` when an erasure marker in the table covers the record, as the real
-        transaction's ConditionChecks do.
+        transaction's ConditionChecks do, after noting the upload under the marker.
         """
         self._enter("create")
         item = to_item(record, attempts=attempts, created_sort_at=created_sort_at, sequencer=sequencer)
@@ -146,8 +146,12 @@ class MemoryStore:
         existing = self.table.get((record["id"], RECORD_SK))
         if existing is not None and not (replace_failed and existing.get("status") == {"S": "FAILED"}):
             return False
-        if covered((self.table.get((pk, TOMBSTONE_SK)) for pk in tombstone_pks(record)), event_time):
-            raise SubjectErased(record["id"])
+        markers = covering((self.table.get((pk, TOMBSTONE_SK)) for pk in tombstone_pks(record)), event_time)
+        for marker in markers:
+            note = upload_note(marker, record, at=created_sort_at)
+            self.table[(marker, note["sk"]["S"])] = note
+        if markers:
+            raise SubjectErased(record["id"], markers)
         self.table[(record["id"], RECORD_SK)] = wire
         for sighting in sightings:
             self.table[(sighting["pk"]["S"], sighting["sk"]["S"])] = sighting

@@ -110,7 +110,18 @@ def plates(*numbers: str) -> ProviderAnswer:
 
 
 def non_marker_items(w: World) -> list[dict[str, Any]]:
-    return [item for item in w.store.items() if item["sk"] != "ERASED"]
+    """Items outside the erasure markers' partitions (the markers, and the uploads they stopped)."""
+    return [item for item in w.store.items() if not item["pk"].startswith("ERASED#")]
+
+
+def noted_uploads(w: World, what: str, value: str) -> list[tuple[str, str, str | None]]:
+    """The uploads noted under a marker: where their images are, for the next erase."""
+    marker = tombstone_pk(what, value)
+    return [
+        (item["bucket"], item["object_key"], item.get("version_id"))
+        for item in w.store.items()
+        if item["pk"] == marker and item["sk"].startswith("UPLOAD#")
+    ]
 
 
 def test_plate_erased_while_its_photo_was_recognised_is_not_written_back():
@@ -128,6 +139,9 @@ def test_plate_erased_while_its_photo_was_recognised_is_not_written_back():
     assert w.publisher.events == [] and w.publisher.messages == []
     assert w.answers.stored == {}
     assert w.plate.calls == 1
+    # And the upload is noted under the plate's marker, so the next erase of the plate removes its image
+    assert noted_uploads(w, PLATE, "沪A12345") == [(BUCKET, "plates/cam1/car.jpg", obj.version_id)]
+    assert "沪A12345" not in json.dumps(w.store.items(), ensure_ascii=False)
 
 
 def test_same_bytes_uploaded_after_the_erasure_are_recognised_and_paid_again():

@@ -12,6 +12,10 @@ digest of one, and none of the attributes an index is keyed on (invisible to the
 
     pk = "ERASED#" + sha256("<what>:<value>"), sk = "ERASED", erased_at (epoch ms), expires_at (TTL)
 
+When a marker stops a record, the upload is noted under the marker (``sk = "UPLOAD#<record id>"``,
+with its bucket, key and version): its image may be one the erasure never saw (a new key still being
+recognised), and the next `vehicle-ocr erase` of the same subject finds it there and removes it.
+
 It expires after ``TOMBSTONE_TTL_S``: longer than anything can still deliver an old upload
 (Lambda retries for up to 6 hours, queued messages live 14 days).
 """
@@ -27,6 +31,7 @@ from vehicle_ocr.shapes import index_values, plate_numbers_named
 
 TOMBSTONE_PREFIX = "ERASED#"
 TOMBSTONE_SK = "ERASED"
+UPLOAD_SK_PREFIX = "UPLOAD#"
 TOMBSTONE_TTL_S = 15 * 24 * 3600
 # What a marker names: one object version (by record id), a plate number, a VIN.
 RECORD, PLATE, VIN = "record", "plate", "vin"
@@ -37,6 +42,10 @@ NOT_COVERED = "attribute_not_exists(pk) OR erased_at < :uploaded_ms"
 
 class SubjectErased(RuntimeError):
     """The record belongs to a subject erased after the upload was made: it must not be written."""
+
+    def __init__(self, message: str, markers: list[str]):
+        super().__init__(message)
+        self.markers = markers  # the markers that cover it
 
 
 def tombstone_pk(what: str, value: str) -> str:
@@ -79,10 +88,26 @@ def condition_checks(table_name: str, record: dict[str, Any], event_time: str | 
     ]
 
 
-def covered(markers: Iterable[dict[str, Any] | None], event_time: str | None) -> bool:
-    """Whether any of these markers (wire form, None where absent) covers an upload made at ``event_time``."""
+def covering(markers: Iterable[dict[str, Any] | None], event_time: str | None) -> list[str]:
+    """Which of these markers (wire form, None where absent) cover an upload made at ``event_time``."""
     made = uploaded_ms(event_time)
-    return any(marker is not None and made <= int(marker["erased_at"]["N"]) for marker in markers)
+    return [marker["pk"]["S"] for marker in markers if marker is not None and made <= int(marker["erased_at"]["N"])]
+
+
+def upload_note(marker: str, record: dict[str, Any], *, at: datetime) -> dict[str, Any]:
+    """The note, under a marker, of an upload it stopped (wire form): where its image is."""
+    source = record["source"]
+    item = {
+        "pk": {"S": marker},
+        "sk": {"S": UPLOAD_SK_PREFIX + record["id"]},
+        "bucket": {"S": source["bucket"]},
+        "object_key": {"S": source["key"]},
+        "expires_at": {"N": str(int(at.timestamp()) + TOMBSTONE_TTL_S)},
+    }
+    for name in ("version_id", "etag"):
+        if source.get(name):
+            item[name] = {"S": source[name]}
+    return item
 
 
 def uploaded_ms(event_time: str | None) -> int:

@@ -38,7 +38,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from vehicle_ocr.bounded import TRUNCATED, fits_dynamodb_number
-from vehicle_ocr.erasure import SubjectErased, condition_checks
+from vehicle_ocr.erasure import SubjectErased, condition_checks, upload_note
 from vehicle_ocr.kinds import all_kinds
 from vehicle_ocr.shapes import index_values, plate_numbers_named
 
@@ -148,13 +148,24 @@ class ResultsStore:
         except ClientError as exc:
             if _record_already_exists(exc):
                 return False
-            if _failed_check(exc, range(1, 1 + len(checks))):
-                raise SubjectErased(f"record {record['id']}: its subject was erased after the upload") from exc
+            markers = [
+                check["ConditionCheck"]["Key"]["pk"]["S"]
+                for index, check in enumerate(checks, start=1)
+                if _failed_check(exc, index)
+            ]
+            if markers:
+                self._note_erased_upload(record, markers, created_sort_at)
+                raise SubjectErased(f"record {record['id']}: its subject was erased after the upload", markers) from exc
             raise
         # Sightings beyond one transaction: idempotent puts.  Should these fail, the record is not yet
         # notified, and the retry writes every sighting again before announcing (``put_sightings``).
         self._write_in_transactions(rest)
         return True
+
+    def _note_erased_upload(self, record: dict[str, Any], markers: list[str], at: datetime) -> None:
+        """Under each marker that stopped it, where the upload's image is: the next erase removes it."""
+        for marker in markers:
+            self._client.put_item(TableName=self.table_name, Item=upload_note(marker, record, at=at))
 
     def put_sightings(self, stored: StoredRecord) -> None:
         """Write (again) every sighting of a stored record, expiring with it: idempotent."""
@@ -340,10 +351,10 @@ def _record_already_exists(exc: ClientError) -> bool:
     return "ConditionalCheckFailed" in str(error.get("Message", ""))
 
 
-def _failed_check(exc: ClientError, positions: range) -> bool:
-    """Whether a condition of one of these transaction items failed."""
+def _failed_check(exc: ClientError, index: int) -> bool:
+    """Whether the condition of the transaction's item at ``index`` failed."""
     reasons = exc.response.get("CancellationReasons") or []
-    return any(index < len(reasons) and reasons[index].get("Code") == "ConditionalCheckFailed" for index in positions)
+    return index < len(reasons) and reasons[index].get("Code") == "ConditionalCheckFailed"
 
 
 def _to_dynamo(item: dict[str, Any]) -> dict[str, Any]:
