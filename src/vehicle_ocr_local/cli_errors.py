@@ -44,6 +44,10 @@ def explain(error: BaseException, args: argparse.Namespace) -> tuple[str, int] |
 def _explain(error: BaseException, args: argparse.Namespace) -> tuple[str, int] | None:
     if isinstance(error, CliError):
         return str(error), error.exit_code
+    from vehicle_ocr_local.erase import ErasureIncomplete
+
+    if isinstance(error, ErasureIncomplete):
+        return f"{error}; nothing found is forgotten: run the same `vehicle-ocr erase` again", EXIT_FAILED
     port_in_use = _port_in_use(error, args)
     if port_in_use is not None:
         return port_in_use, EXIT_FAILED

@@ -62,6 +62,10 @@ MAX_IMAGE_BYTES = 20 * 1024 * 1024
 TRANSACTION_ITEMS = 100
 
 
+class ErasureIncomplete(RuntimeError):
+    """AWS refused part of the removal; what was found is still found by the next run."""
+
+
 @dataclass(frozen=True)
 class Subject:
     plate: str | None = None  # canonical plate number
@@ -479,7 +483,7 @@ class Eraser:
                 )
                 if errors := response.get("Errors"):
                     first = errors[0]
-                    raise RuntimeError(
+                    raise ErasureIncomplete(
                         f"S3 refused to delete {len(errors)} versions, e.g. {first.get('Key')}: "
                         f"{first.get('Code')} {first.get('Message')}"
                     )

@@ -6,8 +6,11 @@ import os
 import subprocess
 
 import pytest
+import requests
 
 from tests.conftest import free_port, make_jpeg
+from tests.integration.running_up import start_up
+from tests.integration.test_cli import run_cli
 from tests.integration.test_erase import BUCKET, VEHICLE_OCR, api, erase
 from tests.integration.test_erase import running_stack as running_stack  # the fixture
 from tests.integration.test_erase_races import versions_of
@@ -82,3 +85,37 @@ def test_erasing_one_object_removes_every_version_and_record_of_it_and_nothing_e
     assert api(stack, "/results", bucket=BUCKET, key="plates/door.jpg").status_code == 404
     assert len(versions_of(stack, "plates/yard.jpg")) == 1
     assert [r["source"]["key"] for r in api(stack, "/plates/沪E55555").json()["items"]] == ["plates/yard.jpg"]
+
+
+def test_erase_against_vehicle_ocr_up_as_a_user_types_it(upstream_env, fake_upstream, tmp_path):
+    # Given `vehicle-ocr up` running, and a plate photo put in with `vehicle-ocr upload` and recognised (paid once)
+    photo = tmp_path / "car.jpg"
+    photo.write_bytes(make_jpeg(seed=700))
+    fake_upstream.set_answer(photo.read_bytes(), {"color": "blue", "number": "沪F66666"})
+    with start_up(upstream_env) as running:
+        uploaded = run_cli("upload", str(photo), "--kind", "plate", "--endpoint", running.aws_endpoint)
+        assert uploaded.returncode == 0, uploaded.stderr
+        running.record_of("plates/car.jpg")
+
+        # When the plate is erased, in another spelling, and the question answered "y"
+        result = subprocess.run(  # noqa: S603 - our own console script
+            [VEHICLE_OCR, "erase", "--plate", "沪f 66666", "--endpoint", running.aws_endpoint],
+            input="y\n",
+            capture_output=True,
+            text=True,
+            env={**os.environ, "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"},
+            timeout=120,
+        )
+
+        # Then it listed what it found, removed it, and the stack's API and bucket hold nothing of it
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "held about plate 沪F66666:" in result.stdout and "remove all of this? [y/N]" in result.stdout
+        assert "removed 1 records, 1 plate sightings, 1 image versions, 1 paid answers" in result.stdout
+        assert requests.get(f"{running.api_url}/plates/沪F66666", timeout=10).json()["items"] == []
+        versions = running.s3().list_object_versions(Bucket=BUCKET)
+        assert versions.get("Versions", []) == [] and versions.get("DeleteMarkers", []) == []
+
+        # And the same file uploaded again is recognised again, and paid for again
+        assert run_cli("upload", str(photo), "--kind", "plate", "--endpoint", running.aws_endpoint).returncode == 0
+        assert running.record_of("plates/car.jpg")["reused"] is False
+        assert fake_upstream.billed("tianapi") == 2
