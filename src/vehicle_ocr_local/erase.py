@@ -507,7 +507,8 @@ class Eraser:
             if not batch:
                 break
             for message in batch:
-                if message["MessageId"] in seen:
+                if message["MessageId"] in seen:  # back after RECEIVE_HOLD_S: not ours, release it again
+                    others.append(message["ReceiptHandle"])
                     continue
                 seen.add(message["MessageId"])
                 if ours(_json(message.get("Body"))):
