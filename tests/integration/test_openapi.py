@@ -26,3 +26,25 @@ def test_document_covers_every_route_with_iam_security():
     assert document["security"] == [{"sigv4": []}]
     limit = next(p for p in document["paths"]["/results"]["get"]["parameters"] if p["name"] == "limit")
     assert (limit["schema"]["minimum"], limit["schema"]["maximum"]) == (1, 100)
+
+
+def test_the_document_describes_the_record_the_writer_builds():
+    # Given the record's one typed model (vehicle_ocr.shapes), which the normalisers and the writer return
+    from typing import NotRequired, get_origin
+
+    from typing_extensions import get_type_hints
+
+    from vehicle_ocr import shapes
+
+    document = json.loads(OPENAPI_FILE.read_text(encoding="utf-8"))
+    schemas = document["components"]["schemas"]
+    # When the document's schemas are read
+    for name in ("Record", "Source", "Plate", "VehicleLicense", "RecordError", "FallbackStep"):
+        model = getattr(shapes, name)
+        schema = schemas[name]
+        # Then each has exactly the model's fields, the same required ones, and nothing more
+        hints = get_type_hints(model, include_extras=True)
+        assert set(schema["properties"]) == set(hints), name
+        required = {field for field, hint in hints.items() if get_origin(hint) is not NotRequired}
+        assert set(schema.get("required", [])) == required, name
+        assert schema["additionalProperties"] is False, name

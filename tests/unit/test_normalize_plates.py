@@ -323,13 +323,13 @@ def test_given_an_upstream_plate_when_normalised_then_colour_code_and_kind(
     [
         ({"confidence": 0.93}, 0.93),
         ({"confidence": 1}, 1.0),
-        ({"score": 87.5}, 87.5),
+        ({"score": 87.5}, 0.875),  # a percentage: the record's confidence is 0 to 1
         ({"score": "0.8"}, 0.8),
         ({"confidence": 0.5, "score": 0.9}, 0.5),  # confidence is preferred
         ({"confidence": "high", "score": 0.7}, 0.7),
     ],
 )
-def test_given_a_numeric_confidence_when_normalised_then_it_is_copied_as_float(
+def test_given_a_numeric_confidence_when_normalised_then_it_is_a_float_from_0_to_1(
     raw: dict[str, object], confidence: float
 ) -> None:
     result = normalize_plate({"number": "京A12345", "color": "blue", **raw})
@@ -345,6 +345,45 @@ def test_given_no_numeric_confidence_when_normalised_then_no_confidence_key(raw:
     result = normalize_plate({"number": "京A12345", "color": "blue", **raw})
     assert "confidence" not in result
     assert set(result) == {"number", "color", "color_code", "kind", "province", "valid"}
+
+
+@pytest.mark.parametrize(
+    ("box", "expected"),
+    [
+        ([10, 20, 110, 52], [10, 20, 110, 52]),
+        ([10.4, 20.6, 110.5, 52.2], [10, 21, 110, 52]),  # whole pixels
+        ([[12, 20], [110, 24], [108, 52], [10, 48]], [10, 20, 110, 52]),  # corners of a rotated plate
+        ([-3, 5, 40, 20], [0, 5, 40, 20]),  # a plate cut by the image's edge starts at 0
+    ],
+)
+def test_given_a_box_when_normalised_then_the_record_has_its_rectangle(box: list, expected: list[int]) -> None:
+    # Given an upstream plate with its place in the image
+    # When it is normalised
+    result = normalize_plate({"number": "京A12345", "color": "blue", "box": box})
+    # Then the record says where it is, as [x1, y1, x2, y2]
+    assert result["box"] == expected
+
+
+@pytest.mark.parametrize(
+    "box",
+    [
+        None,
+        [1, 2, 3],
+        [10, 20, 10, 52],
+        [10, 52, 110, 20],
+        ["10", 20, 110, 52],
+        [True, 0, 5, 5],
+        "10,20,110,52",
+        [10, 20, float("nan"), 52],
+        [[1, 2], [3, 4], [5]],
+    ],
+)
+def test_given_a_box_that_is_no_rectangle_when_normalised_then_there_is_no_box(box: object) -> None:
+    # Given an upstream plate whose box is not four numbers or four points, or is empty
+    result = normalize_plate({"number": "京A12345", "color": "blue", "box": box})
+    # Then the plate is kept, without a box
+    assert result["number"] == "京A12345"
+    assert "box" not in result
 
 
 @pytest.mark.parametrize("raw", [{}, {"number": None}, {"number": 12345}, {"number": ""}, None, ["京A12345"]])

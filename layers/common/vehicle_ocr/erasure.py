@@ -23,7 +23,7 @@ It expires after ``TOMBSTONE_TTL_S``: longer than anything can still deliver an 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -52,7 +52,7 @@ def tombstone_pk(what: str, value: str) -> str:
     return TOMBSTONE_PREFIX + hashlib.sha256(f"{what}:{value}".encode()).hexdigest()
 
 
-def tombstone_pks(record: dict[str, Any]) -> list[str]:
+def tombstone_pks(record: Mapping[str, Any]) -> list[str]:
     """Every marker that could cover this record: its object version, its plate numbers, its VIN."""
     pks = [tombstone_pk(RECORD, record["id"])]
     pks.extend(tombstone_pk(PLATE, number) for number in plate_numbers_named(record))
@@ -72,7 +72,7 @@ def tombstone_item(pk: str, *, erased_at: datetime) -> dict[str, Any]:
     }
 
 
-def condition_checks(table_name: str, record: dict[str, Any], event_time: str | None) -> list[dict[str, Any]]:
+def condition_checks(table_name: str, record: Mapping[str, Any], event_time: str | None) -> list[dict[str, Any]]:
     """TransactWriteItems ConditionChecks that fail when a marker covers the record."""
     uploaded = {":uploaded_ms": {"N": str(uploaded_ms(event_time))}}
     return [
@@ -94,7 +94,7 @@ def covering(markers: Iterable[dict[str, Any] | None], event_time: str | None) -
     return [marker["pk"]["S"] for marker in markers if marker is not None and made <= int(marker["erased_at"]["N"])]
 
 
-def upload_note(marker: str, record: dict[str, Any], *, at: datetime) -> dict[str, Any]:
+def upload_note(marker: str, record: Mapping[str, Any], *, at: datetime) -> dict[str, Any]:
     """The note, under a marker, of an upload it stopped (wire form): where its image is."""
     source = record["source"]
     item = {

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from vehicle_ocr.codes import PIPELINE, Action, lookup
+
+if TYPE_CHECKING:
+    from vehicle_ocr.shapes import RecordError
 
 
 class RecognitionError(Exception):
     """An upload that cannot produce a result: ends as a FAILED record plus one failure message."""
 
-    source = "pipeline"
+    source: ClassVar[Literal["upstream", "pipeline"]] = "pipeline"
 
     def __init__(self, provider: str, code: str | int, message: str | None = None, *, retryable: bool | None = None):
         info = lookup(self.table_provider(provider), code)
@@ -29,7 +32,7 @@ class RecognitionError(Exception):
     def table_provider(provider: str) -> str:
         return provider
 
-    def as_error(self) -> dict[str, Any]:
+    def as_error(self) -> RecordError:
         """The ``error`` object of docs/contract.md's record and failure message."""
         return {
             "code": self.code,
@@ -43,7 +46,7 @@ class RecognitionError(Exception):
 class UpstreamError(RecognitionError):
     """The provider answered with one of its own error codes."""
 
-    source = "upstream"
+    source: ClassVar[Literal["upstream", "pipeline"]] = "upstream"
 
 
 class PipelineError(RecognitionError):

@@ -186,7 +186,7 @@ class Pipeline:
             # A concurrent delivery recorded first; it announces its own outcome.
             return Outcome(obj.record_id, obj.key, None, "duplicate", record["kind"])
         self._announce(record, attempts)
-        error = record.get("error") or {}
+        error = record.get("error")
         return Outcome(
             obj.record_id,
             obj.key,
@@ -194,7 +194,7 @@ class Pipeline:
             "recognised" if record["status"] == shapes.SUCCEEDED else "failed",
             record["kind"],
             record["provider"],
-            error.get("code"),
+            error["code"] if error else None,
             upstream_calls=log.calls,
             possibly_billed=log.possibly_billed,
             fallbacks=tuple((step["provider"], step["code"]) for step in log.fallback),
@@ -202,7 +202,7 @@ class Pipeline:
 
     def _recognize(
         self, obj: shapes.UploadedObject, log: CallLog, remaining_s: Callable[[], float]
-    ) -> tuple[dict[str, Any], int]:
+    ) -> tuple[shapes.Record, int]:
         """The record for one object, and the upstream calls it took over every attempt."""
         kind: str | None = None
         source = shapes.source_of(obj)
@@ -212,7 +212,8 @@ class Pipeline:
             log.provider = chain[0].name
             check_size(obj.size, self.settings.max_image_bytes)
             image = self._download(obj)
-            source = shapes.source_of(obj, size=len(image), sha256=hashlib.sha256(image).hexdigest())
+            sha256 = hashlib.sha256(image).hexdigest()
+            source = shapes.source_of(obj, size=len(image), sha256=sha256)
             check_image(image, self.settings.max_image_bytes)
             prepared = prepare_for_upstream(image, limit_bytes=self.settings.upstream_max_image_bytes)
             if prepared.changes:
@@ -222,7 +223,7 @@ class Pipeline:
                 prepared.data,
                 log,
                 remaining_s=remaining_s,
-                answer_key=lambda recognizer: self._answer_key(kind, recognizer, obj, source["sha256"]),
+                answer_key=lambda recognizer: self._answer_key(kind, recognizer, obj, sha256),
             )
             result, truncated = kind_spec(kind).normalize(paid.answer)
         except RecognitionError as error:
@@ -238,7 +239,7 @@ class Pipeline:
             )
             if isinstance(error, UnusableAnswerError):
                 record["raw_answer"] = within_budget(error.answer.payload, RAW_BUDGET_BYTES)
-            record.update(upstream_attempts=calls, possibly_billed=possibly_billed)
+            record["upstream_attempts"], record["possibly_billed"] = calls, possibly_billed
             if log.fallback:
                 record["fallback"] = log.fallback
             return record, max(calls, 1)
@@ -253,7 +254,7 @@ class Pipeline:
         )
         if truncated:
             record["truncated"] = truncated
-        record.update(upstream_attempts=log.total_calls, possibly_billed=log.total_possibly_billed)
+        record["upstream_attempts"], record["possibly_billed"] = log.total_calls, log.total_possibly_billed
         if log.fallback:
             record["fallback"] = log.fallback
         return record, max(log.total_calls, 1)
@@ -264,12 +265,12 @@ class Pipeline:
             return ""
         return self._answers.key(kind=kind, provider=recognizer.name, sha256=sha256, record_id=obj.record_id)
 
-    def _forget_answers(self, obj: shapes.UploadedObject, record: dict[str, Any]) -> None:
-        sha256 = record["source"].get("sha256")
-        if self._answers is None or not record.get("kind") or not sha256:
+    def _forget_answers(self, obj: shapes.UploadedObject, record: shapes.Record) -> None:
+        kind, sha256 = record["kind"], record["source"]["sha256"]
+        if self._answers is None or not kind or not sha256:
             return  # the image was never read, so never paid for
-        for recognizer in self._recognizers[record["kind"]]:
-            self._answers.forget(self._answer_key(record["kind"], recognizer, obj, sha256))
+        for recognizer in self._recognizers[kind]:
+            self._answers.forget(self._answer_key(kind, recognizer, obj, sha256))
 
     def _count_transient_failure(
         self, obj: shapes.UploadedObject, error: RecognitionError, log: CallLog
@@ -306,7 +307,7 @@ class Pipeline:
             # Never read more than the maximum plus one byte, whatever the event claimed.
             return body.read(self.settings.max_image_bytes + 1)
 
-    def _announce(self, record: dict[str, Any], attempts: int) -> None:
+    def _announce(self, record: Mapping[str, Any], attempts: int) -> None:
         if record["status"] == shapes.SUCCEEDED:
             self._publisher.announce_success(record)
         else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from vehicle_ocr.shapes import EVENT_SOURCE, detail_type, failure_message_attributes, success_event_detail
@@ -19,7 +20,7 @@ class Publisher:
         self._bus = event_bus_name
         self._queue_url = failure_queue_url
 
-    def announce_success(self, record: dict[str, Any]) -> None:
+    def announce_success(self, record: Mapping[str, Any]) -> None:
         response = self._events.put_events(
             Entries=[
                 {

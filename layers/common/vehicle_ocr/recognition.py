@@ -30,7 +30,7 @@ from vehicle_ocr.pacing import Pacer
 from vehicle_ocr.providers.base import ProviderAnswer, Recognizer
 from vehicle_ocr.rate_budget import RateBudget
 from vehicle_ocr.settings import Settings
-from vehicle_ocr.shapes import iso_seconds, utc_now
+from vehicle_ocr.shapes import FallbackStep, iso_seconds, utc_now
 from vehicle_ocr.storage import AttemptHistory
 
 logger = Logger(child=True)
@@ -48,7 +48,7 @@ class CallLog:
     calls: int = 0
     possibly_billed: int = 0
     provider: str | None = None  # the provider asked last (the one that answered, on success)
-    fallback: list[dict[str, str]] = field(default_factory=list)  # those that could not answer, in order
+    fallback: list[FallbackStep] = field(default_factory=list)  # those that could not answer, in order
 
     @property
     def total_calls(self) -> int:

@@ -29,6 +29,7 @@ retention, so that DynamoDB deletes them together; without one, neither carries 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -40,7 +41,7 @@ from botocore.exceptions import ClientError
 from vehicle_ocr.bounded import TRUNCATED, fits_dynamodb_number
 from vehicle_ocr.erasure import SubjectErased, condition_checks, upload_note
 from vehicle_ocr.kinds import all_kinds
-from vehicle_ocr.shapes import index_values, plate_numbers_named
+from vehicle_ocr.shapes import Record, index_values, plate_numbers_named
 
 RECORD_SK = "RECORD"
 PLATE_SK_PREFIX = "PLATE#"
@@ -103,7 +104,7 @@ class ResultsStore:
 
     def create(
         self,
-        record: dict[str, Any],
+        record: Record,
         *,
         attempts: int,
         created_sort_at: datetime,
@@ -162,7 +163,7 @@ class ResultsStore:
         self._write_in_transactions(rest)
         return True
 
-    def _note_erased_upload(self, record: dict[str, Any], markers: list[str], at: datetime) -> None:
+    def _note_erased_upload(self, record: Mapping[str, Any], markers: list[str], at: datetime) -> None:
         """Under each marker that stopped it, where the upload's image is: the next erase removes it."""
         for marker in markers:
             self._client.put_item(TableName=self.table_name, Item=upload_note(marker, record, at=at))
@@ -172,7 +173,7 @@ class ResultsStore:
         self._write_in_transactions(self._sighting_puts(stored.record, stored.created_sort, stored.expires_at))
 
     def _sighting_puts(
-        self, record: dict[str, Any], created_sort: str, expires_at: int | None = None
+        self, record: Mapping[str, Any], created_sort: str, expires_at: int | None = None
     ) -> list[dict[str, Any]]:
         puts = []
         for number in plate_numbers_named(record):
@@ -293,7 +294,7 @@ class StoredRecord:
 
 
 def to_item(
-    record: dict[str, Any],
+    record: Record | dict[str, Any],
     *,
     attempts: int,
     created_sort_at: datetime,

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vehicle_ocr.errors import PipelineError
 from vehicle_ocr.kinds.base import KindSpec, register_kind
 from vehicle_ocr.normalize.plates import normalize_plate
 
+if TYPE_CHECKING:
+    from vehicle_ocr.shapes import Plate
+
 # More plates than this in one image is not a real scene: the record keeps the first ones and says so.
 MAX_PLATES_PER_RECORD = 20
 
 
-def normalize(answer: Any) -> tuple[list[dict[str, Any]], dict[str, int] | None]:
+def normalize(answer: Any) -> tuple[list[Plate], dict[str, int] | None]:
     plates = [normalize_plate(raw) for raw in answer.payload]
     plates = [plate for plate in plates if plate["number"]]
     if not plates:
@@ -22,7 +25,7 @@ def normalize(answer: Any) -> tuple[list[dict[str, Any]], dict[str, int] | None]
     return plates, None
 
 
-def plate_numbers(plates: list[dict[str, Any]]) -> list[str]:
+def plate_numbers(plates: list[Plate]) -> list[str]:
     return [plate["number"] for plate in plates]
 
 

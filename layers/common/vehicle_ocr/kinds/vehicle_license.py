@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vehicle_ocr.bounded import within_budget
 from vehicle_ocr.kinds.base import KindSpec, register_kind
 from vehicle_ocr.normalize.vehicle_license import normalize_vehicle_license
 
+if TYPE_CHECKING:
+    from vehicle_ocr.shapes import VehicleLicense
+
 # What a record keeps of the upstream's raw answer.
 RAW_BUDGET_BYTES = 32_768
 
 
-def normalize(answer: Any) -> tuple[dict[str, Any], None]:
+def normalize(answer: Any) -> tuple[VehicleLicense, None]:
     licence = normalize_vehicle_license(answer.payload)
     licence["raw"] = within_budget(answer.payload, RAW_BUDGET_BYTES)
     return licence, None

@@ -30,12 +30,15 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from vehicle_ocr.bounded import cut_text
 from vehicle_ocr.normalize.values import to_half_width
+
+if TYPE_CHECKING:
+    from vehicle_ocr.shapes import Plate, PlateColorName  # the record's types (shapes imports the normalisers)
 
 # The longest plate numbers are 8-9 characters; anything past this is not a plate number.
 MAX_NUMBER_CHARS = 32
@@ -275,13 +278,35 @@ def _confidence(raw: Mapping[str, Any]) -> float | None:
                 value = float(value.strip())
             except ValueError:
                 continue
-        # A score is a probability or a percentage; anything else is not a confidence.
+        # A score is a probability or a percentage (the record says 0 to 1); anything else is not a confidence.
         if isinstance(value, int | float) and math.isfinite(value) and 0 <= value <= 100:
-            return float(value)
+            return float(value) if value <= 1 else round(value / 100, 6)
     return None
 
 
-def normalize_plate(raw: Mapping[str, Any]) -> dict[str, Any]:
+def _box(raw: Mapping[str, Any]) -> list[int] | None:
+    """Where the plate is in the image, as [x1, y1, x2, y2] in whole pixels.
+
+    Taken from ``box`` as four numbers, or as four corner points (a rotated plate), whose
+    bounding rectangle it becomes; anything else, or an empty rectangle, is no box.
+    """
+    value = raw.get("box")
+    if not isinstance(value, list | tuple) or len(value) != 4:
+        return None
+    if all(isinstance(point, list | tuple) and len(point) == 2 for point in value):
+        xs, ys = [point[0] for point in value], [point[1] for point in value]
+        value = [min(xs), min(ys), max(xs), max(ys)] if _all_numbers(xs + ys) else None
+    if value is None or not _all_numbers(value):
+        return None
+    x1, y1, x2, y2 = (max(0, round(v)) for v in value)
+    return [x1, y1, x2, y2] if x2 > x1 and y2 > y1 else None
+
+
+def _all_numbers(values: Sequence[Any]) -> bool:
+    return all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in values)
+
+
+def normalize_plate(raw: Mapping[str, Any]) -> Plate:
     """One upstream plate (``{"number": "沪A·0762学", "color": "yellow"}``) in the record's shape."""
     if not isinstance(raw, Mapping):
         raw = {}
@@ -290,9 +315,9 @@ def normalize_plate(raw: Mapping[str, Any]) -> dict[str, Any]:
         # No plate is this long: keep what was read, cut and marked, so the record stays small.
         number = cut_text(number, MAX_NUMBER_CHARS)
     color = normalize_color(raw.get("color"))
-    result: dict[str, Any] = {
+    result: Plate = {
         "number": number,
-        "color": color.value,
+        "color": cast("PlateColorName", color.value),  # PlateColor's values are the Literal's
         "color_code": COLOR_CODES[color],
         "kind": plate_kind(number, color).value,
         "province": province_of(number),
@@ -301,4 +326,6 @@ def normalize_plate(raw: Mapping[str, Any]) -> dict[str, Any]:
     confidence = _confidence(raw)
     if confidence is not None:
         result["confidence"] = confidence
+    if (box := _box(raw)) is not None:
+        result["box"] = box
     return result

@@ -11,7 +11,10 @@ from __future__ import annotations
 import datetime as _dt
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from vehicle_ocr.shapes import Dimensions  # the record's types (shapes imports the normalisers)
 
 # Full-width ASCII block U+FF01..U+FF5E sits exactly 0xFEE0 above printable ASCII; the
 # ideographic space U+3000 is the full-width space.  An explicit table (not NFKC) keeps the
@@ -109,7 +112,7 @@ def parse_int(text: Any, units: Iterable[str] = DEFAULT_UNITS) -> int | None:
     return value if value <= MAX_MEASUREMENT else None
 
 
-def parse_dimensions(text: Any) -> dict[str, int] | None:
+def parse_dimensions(text: Any) -> Dimensions | None:
     """``{"length", "width", "height"}`` in mm from ``"4885x1840x1455"`` and its variants, else None.
 
     Separators x, X, ×, * (and their full-width forms) with optional spaces and a trailing

@@ -8,9 +8,12 @@ None.  The function is total: unexpected types (numbers, lists, None) never rais
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vehicle_ocr.bounded import cut_text
+
+if TYPE_CHECKING:
+    from vehicle_ocr.shapes import VehicleLicense  # the record's types (shapes imports the normalisers)
 from vehicle_ocr.normalize.plates import MAX_NUMBER_CHARS, canonical_plate_number, is_valid_plate
 from vehicle_ocr.normalize.values import (
     MASS_UNITS,
@@ -69,7 +72,7 @@ def _code(value: Any) -> str | None:
     return cut_text(to_half_width(text).strip().upper(), MAX_NUMBER_CHARS) or None
 
 
-def normalize_vehicle_license(data: Mapping[str, Any]) -> dict[str, Any]:
+def normalize_vehicle_license(data: Mapping[str, Any]) -> VehicleLicense:
     """The normalised 行驶证 record for one upstream ``data`` object (see module docstring)."""
     if not isinstance(data, Mapping):
         data = {}
@@ -79,7 +82,7 @@ def normalize_vehicle_license(data: Mapping[str, Any]) -> dict[str, Any]:
     vin = normalize_vin(data.get("vin"))
     if vin is not None:
         vin = cut_text(vin, MAX_NUMBER_CHARS)  # a VIN has 17 characters: a longer reading is cut and marked
-    result: dict[str, Any] = {
+    result: VehicleLicense = {
         "plate_number": plate_number,
         "plate_valid": plate_number is not None and is_valid_plate(plate_number),
         "vehicle_type": _text(data.get("vehicle_type")),
