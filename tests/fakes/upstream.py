@@ -438,6 +438,7 @@ class FakeUpstream:
         self._answers: dict[tuple[str, str], Any] = {}
         self._scripts: dict[str, deque[Reply]] = {p: deque() for p in PROVIDERS}
         self._limits: dict[str, tuple[float, deque[float]]] = {}
+        self._latency: dict[str, float] = {}
         self._calls: list[Call] = []
         self._requests: list[RequestRecord] = []
 
@@ -533,13 +534,20 @@ class FakeUpstream:
             else:
                 self._limits[provider] = (per_second, deque())
 
+    def latency(self, provider: str, seconds: float) -> None:
+        """Answer ``provider``'s requests this long after they arrive (a refusal over the limit comes at once)."""
+        self._check_provider(provider)
+        with self._lock:
+            self._latency[provider] = seconds
+
     def reset(self) -> None:
-        """Forget answers, scripts, limits and accounting (the server keeps running)."""
+        """Forget answers, scripts, limits, latencies and accounting (the server keeps running)."""
         with self._lock:
             self._answers.clear()
             for queue in self._scripts.values():
                 queue.clear()
             self._limits.clear()
+            self._latency.clear()
             self._calls.clear()
             self._requests.clear()
             self.result_shape = "object"
@@ -587,6 +595,7 @@ class FakeUpstream:
         with self._lock:
             scripted = self._scripts[provider].popleft() if self._scripts[provider] else None
             limited = scripted is None and self._over_limit(provider, arrived)
+            latency = self._latency.get(provider, 0.0)
             stored = self._answers.get((provider, parsed.image_sha256)) if parsed.image_sha256 else None
 
         answer: _Answer | None = None
@@ -596,6 +605,7 @@ class FakeUpstream:
             answer = self._rate_limited(provider)
         if answer is None:
             answer = self._protocol_answer(provider, parsed, stored)
+            answer.stall_s = max(answer.stall_s, latency)
         if scripted is not None:  # its stall, padding, gzip and drip (a content-less one: on the normal answer)
             answer.deliver(scripted)
 

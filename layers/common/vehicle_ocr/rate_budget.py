@@ -9,15 +9,18 @@ in microseconds, at which the fleet's next call to the provider may go. A draw t
 * idle (``next_us`` behind now, or no item yet): ``SET next_us = :now + :interval`` if
   ``next_us <= :now``. Idle time is not saved up into a burst.
 
+"Now" is the instance's clock plus a lead of twice the UpdateItem's recent round trip, so that
+the slot has not already passed when the answer arrives.
+
 The instance guesses which form to send from what it last saw of the item; a wrong guess fails
 its condition, the failure carries the item (ReturnValuesOnConditionCheckFailure), and the other
 form follows: one request per call, two after a wrong guess. More instances, a scale-out, or a
 cold instance replacing a warm one change nothing: they all draw from the same item.
 
 Slots are wall-clock times compared across machines, so a clock running ahead of another's
-shortens the gap between their calls by the difference. The pacer's 3% margin (``SAFETY``: the
-calls of any one-second window span 1.031 s) absorbs that and network jitter; Lambda's clocks are
-synchronised far closer than that. A caller that wakes more than ``LATE_S`` after its slot draws
+shortens the gap between their calls by the difference. The 5% margin (``SAFETY``: the calls of
+any one-second window span 1.053 s) absorbs that, network jitter and late wake-ups; Lambda's
+clocks are synchronised far closer than that. A caller that wakes more than ``LATE_S`` after its slot draws
 again instead of going: late, its call would come closer than the limit allows to the calls
 after it, which other instances send on time. DynamoDB errors left after botocore's retries
 propagate: the call is not made, and the invocation fails and is retried like any other.
@@ -32,15 +35,21 @@ from collections.abc import Callable
 from typing import Any
 
 from vehicle_ocr.aws import AWS_CONFIG
-from vehicle_ocr.pacing import SAFETY
 
 KEY_PREFIX = "vehicle-ocr#rate#"
-# A slot woken this late is given up (see above): a third of the 31 ms margin, the rest for jitter.
-LATE_S = 0.010
+# Calls are 1 / (SAFETY x limit) apart: the `limit` calls of any window span 1.053 s, not 1 s. Wider
+# than one process's pacer (vehicle_ocr.pacing): the margin also covers clocks and late wake-ups.
+SAFETY = 0.95
+# A slot woken this late is given up (see above): half of the 53 ms margin, the rest for jitter.
+LATE_S = 0.025
 # After this many late wake-ups in a row the call goes anyway (a refusal is then retried with backoff).
 MAX_REDRAWS = 5
 # A guess and its correction, twice over (the item changed between them): more means something is wrong.
 MAX_REQUESTS_PER_DRAW = 4
+# A slot is drawn this far ahead of now: twice the draw's round trip as lately seen (a slot that came
+# while its answer was on the way would be late), within these bounds; first guess: a new connection's.
+LEAD_BOUNDS_S = (0.002, 0.25)
+FIRST_ROUND_TRIP_S = 0.02
 
 
 class RateBudget:
@@ -67,9 +76,13 @@ class RateBudget:
         self._sleep = sleep
         self._lock = threading.Lock()  # the guess and the counters; never held across a request
         self._seen_next_us = 0  # next_us as this process last saw it
-        self._busy = False  # the last draw had to wait: the fleet is at the limit
+        # The last draw had to wait: the fleet is at the limit. A new instance guesses so, as Lambda
+        # starts instances when events queue up.
+        self._busy = True
+        self._round_trip_s = FIRST_ROUND_TRIP_S  # a moving average of the UpdateItem's
         self.requests = 0  # UpdateItems sent
         self.draws = 0  # slots taken (a late wake-up takes another)
+        self.waited_s = 0.0  # in wait(), drawing and sleeping
 
     def wait(self) -> float:
         """Block until this caller's slot; returns the seconds waited."""
@@ -81,10 +94,19 @@ class RateBudget:
                 self._sleep(delay)
             if self._clock() - slot_us / 1e6 <= LATE_S or redraw == MAX_REDRAWS:
                 break
-        return self._clock() - start
+        waited = self._clock() - start
+        with self._lock:
+            self.waited_s += waited
+        return waited
+
+    @property
+    def lead_s(self) -> float:
+        """How far ahead of now a draw asks for its slot."""
+        low, high = LEAD_BOUNDS_S
+        return min(high, max(low, 2 * self._round_trip_s))
 
     def _draw(self) -> int:
-        now_us = self._now_us()
+        now_us = self._earliest_us()
         with self._lock:
             append = self._busy or self._seen_next_us > now_us
         for _ in range(MAX_REQUESTS_PER_DRAW):
@@ -98,11 +120,11 @@ class RateBudget:
             append = found > now_us  # the item as the failed condition found it
             with self._lock:
                 self._seen_next_us = found
-            now_us = self._now_us()
+            now_us = self._earliest_us()
         raise RuntimeError(f"{self.provider} rate budget: no slot after {MAX_REQUESTS_PER_DRAW} requests")
 
     def _append(self, now_us: int) -> _Slot | int:
-        """The slot at next_us, when next_us is not behind now; else next_us as found."""
+        """The slot at next_us, when next_us is not behind ``now_us``; else next_us as found."""
         answer = self._update(
             "ADD next_us :interval",
             "next_us >= :now",
@@ -114,7 +136,7 @@ class RateBudget:
         return _Slot(int(answer["Attributes"]["next_us"]["N"]) - self.interval_us)
 
     def _start(self, now_us: int) -> _Slot | int:
-        """The slot now, when next_us is behind now (or absent); else next_us as found."""
+        """The slot ``now_us``, when next_us is not after it (or absent); else next_us as found."""
         answer = self._update(
             "SET next_us = :next",
             "attribute_not_exists(next_us) OR next_us <= :now",
@@ -127,6 +149,7 @@ class RateBudget:
         client = self._dynamodb()
         with self._lock:
             self.requests += 1
+        sent = self._clock()
         try:
             return client.update_item(
                 TableName=self.table,
@@ -140,6 +163,9 @@ class RateBudget:
         except client.exceptions.ConditionalCheckFailedException as failed:
             item = failed.response.get("Item") or {}
             return int(item.get("next_us", {}).get("N", "0"))
+        finally:
+            with self._lock:
+                self._round_trip_s = 0.8 * self._round_trip_s + 0.2 * (self._clock() - sent)
 
     def _dynamodb(self) -> Any:
         # Made on first use, not at cold start: an instance that never calls a paced provider never pays for it.
@@ -150,8 +176,9 @@ class RateBudget:
                 self._client = boto3.client("dynamodb", config=AWS_CONFIG)
             return self._client
 
-    def _now_us(self) -> int:
-        return int(self._clock() * 1_000_000)
+    def _earliest_us(self) -> int:
+        """The earliest slot worth asking for: now, plus the time the answer takes to come back."""
+        return int((self._clock() + self.lead_s) * 1_000_000)
 
 
 class _Slot:
