@@ -17,6 +17,7 @@ from vehicle_ocr.aws import AWS_CONFIG
 from vehicle_ocr.errors import ConfigurationError
 from vehicle_ocr.queries import ResultsQueries
 from vehicle_ocr.query_api import QueryApi
+from vehicle_ocr.usage import Prices, UsageReport
 
 logger = Logger()
 # Only what the function uses: patching every library X-Ray knows costs cold-start time for nothing.
@@ -25,7 +26,8 @@ tracer = Tracer(patch_modules=("botocore",))
 _table = os.environ.get("RESULTS_TABLE", "").strip()
 if not _table:
     raise ConfigurationError("environment variable RESULTS_TABLE is required but not set")
-api = QueryApi(ResultsQueries(_table, boto3.client("dynamodb", config=AWS_CONFIG)))
+_dynamodb = boto3.client("dynamodb", config=AWS_CONFIG)
+api = QueryApi(ResultsQueries(_table, _dynamodb), UsageReport(_table, _dynamodb, Prices.from_env()))
 
 
 # Responses carry owner and address for licences: neither the event nor the response is logged.

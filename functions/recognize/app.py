@@ -14,6 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from vehicle_ocr.bootstrap import build_pipeline
 from vehicle_ocr.s3_events import parse_s3_event
 from vehicle_ocr.settings import Settings
+from vehicle_ocr.usage import UsageTally
 
 logger = Logger()
 # Only what the function uses: patching every library X-Ray knows costs cold-start time for nothing.
@@ -31,7 +32,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     parsed = parse_s3_event(event)
     metrics.add_metric(name="ObjectsReceived", unit=MetricUnit.Count, value=len(parsed.objects))
     pipeline.register_lambda_context(context)  # in-progress answers expire with this invocation
-    outcomes = pipeline.process_event(parsed, remaining_s=lambda: context.get_remaining_time_in_millis() / 1000)
+    usage = UsageTally()  # also added to the day's counters in the results table (GET /usage)
+    outcomes = pipeline.process_event(
+        parsed, remaining_s=lambda: context.get_remaining_time_in_millis() / 1000, usage=usage
+    )
     for outcome in outcomes:
         if outcome.status:
             metrics.add_metric(name=f"Recognition{outcome.status.title()}", unit=MetricUnit.Count, value=1)
@@ -44,6 +48,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         with single_metric(name="ProviderFallbacks", unit=MetricUnit.Count, value=1) as metric:
             metric.add_dimension(name="provider", value=provider)
             metric.add_dimension(name="code", value=code)
+    for provider, counts in usage.counts.items():
+        # Per provider: answers billed and answers reused from the paid-answer store instead of paying.
+        for name, counter in (("UpstreamBilledAnswers", "billed"), ("UpstreamReusedAnswers", "reused")):
+            if counts[counter]:
+                with single_metric(name=name, unit=MetricUnit.Count, value=counts[counter]) as metric:
+                    metric.add_dimension(name="provider", value=provider)
     if parsed.malformed:
         metrics.add_metric(name="MalformedEventRecords", unit=MetricUnit.Count, value=len(parsed.malformed))
     return {

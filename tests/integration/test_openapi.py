@@ -22,7 +22,7 @@ def test_api_serves_the_same_document(query_app, lambda_context):
 
 def test_document_covers_every_route_with_iam_security():
     document = json.loads(OPENAPI_FILE.read_text(encoding="utf-8"))
-    assert sorted(document["paths"]) == ["/plates/{number}", "/results", "/results/{id}", "/vehicles/{vin}"]
+    assert sorted(document["paths"]) == ["/plates/{number}", "/results", "/results/{id}", "/usage", "/vehicles/{vin}"]
     assert document["security"] == [{"sigv4": []}]
     limit = next(p for p in document["paths"]["/results"]["get"]["parameters"] if p["name"] == "limit")
     assert (limit["schema"]["minimum"], limit["schema"]["maximum"]) == (1, 100)

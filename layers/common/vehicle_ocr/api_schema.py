@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, with_config
 from vehicle_ocr import shapes
 from vehicle_ocr.shapes import Kind, Record, Status
 
-__all__ = ["ApiError", "ApiErrorDetail", "Kind", "Record", "RecordPage", "Status"]
+__all__ = ["ApiError", "ApiErrorDetail", "Kind", "Record", "RecordPage", "Status", "UsageReport"]
 
 # No property beyond those declared, and the docstring under a field is its description.
 _DOCUMENTED = ConfigDict(extra="forbid", use_attribute_docstrings=True)
@@ -43,3 +43,30 @@ class ApiErrorDetail(_Strict):
 
 class ApiError(_Strict):
     error: ApiErrorDetail
+
+
+class UsageCounts(_Strict):
+    calls: int = Field(description="Requests sent to the provider")
+    billed: int = Field(description="Answers received: each one is billed")
+    possibly_billed: int = Field(description="Requests without an answer after they went out: may have been billed")
+    reused: int = Field(description="Answers served from the paid-answer store instead of paying again")
+    fallbacks: int = Field(description="Times the provider could not answer and the next of the chain was asked")
+    cost: float = Field(description="billed x the provider's price per call, in the report's currency")
+
+
+class ProviderUsage(UsageCounts):
+    provider: str
+
+
+class DayUsage(UsageCounts):
+    day: str = Field(description="UTC day, YYYY-MM-DD")
+    providers: list[ProviderUsage]
+
+
+class UsageReport(_Strict):
+    from_: str = Field(alias="from", description="First day, YYYY-MM-DD")
+    to: str = Field(description="Last day, YYYY-MM-DD")
+    currency: str = Field(description="Currency of every cost: CNY")
+    price_per_call: dict[str, float] = Field(description="Price per billed call of each paid provider")
+    totals: UsageCounts
+    days: list[DayUsage] = Field(description="Every day of the range, oldest first (zeros where nothing was asked)")

@@ -14,6 +14,7 @@ from vehicle_ocr.providers import build_recognizers
 from vehicle_ocr.publishing import Publisher
 from vehicle_ocr.settings import Settings
 from vehicle_ocr.storage import ResultsStore
+from vehicle_ocr.usage import UsageCounters
 
 __all__ = ["AWS_CONFIG", "build_pipeline", "quiet_sdk_loggers"]
 
@@ -41,4 +42,5 @@ def build_pipeline(settings: Settings, *, session: boto3.Session | None = None) 
         ),
         recognizers=build_recognizers(settings),  # one pooled HTTP session per process
         answers=answers,
+        usage=UsageCounters(settings.results_table, dynamodb),
     )

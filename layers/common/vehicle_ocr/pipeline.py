@@ -26,7 +26,8 @@ from vehicle_ocr.recognition import CallLog, Recognition, UnusableAnswerError
 from vehicle_ocr.routing import route
 from vehicle_ocr.s3_events import ParsedEvent
 from vehicle_ocr.settings import Settings
-from vehicle_ocr.storage import ResultsStore
+from vehicle_ocr.storage import ResultsStore, StoredRecord
+from vehicle_ocr.usage import UsageCounters, UsageTally
 
 logger = Logger(child=True)
 
@@ -71,6 +72,7 @@ class Pipeline:
         publisher: Publisher,
         recognizers: Mapping[str, Sequence[Recognizer]],
         answers: PaidAnswers | None = None,
+        usage: UsageCounters | None = None,
         clock: Callable[[], datetime] = shapes.utc_now,
         sleep: Callable[[float], None] = time.sleep,
     ):
@@ -80,6 +82,7 @@ class Pipeline:
         self._publisher = publisher
         self._recognizers = recognizers
         self._answers = answers
+        self._usage = usage
         self._clock = clock
         self._recognition = Recognition(settings, recognizers, answers=answers, sleep=sleep)
 
@@ -87,8 +90,35 @@ class Pipeline:
         if self._answers is not None:
             self._answers.register_lambda_context(context)
 
-    def process_event(self, parsed: ParsedEvent, *, remaining_s: Callable[[], float] | None = None) -> list[Outcome]:
-        """Process every object of one S3 event; one failing object does not stop the others."""
+    def process_event(
+        self,
+        parsed: ParsedEvent,
+        *,
+        remaining_s: Callable[[], float] | None = None,
+        usage: UsageTally | None = None,
+    ) -> list[Outcome]:
+        """Process every object of one S3 event; one failing object does not stop the others.
+
+        The upstream calls it made, per provider, are added to ``usage`` and to the day's usage counters.
+        """
+        tally = UsageTally() if usage is None else usage
+        try:
+            return self._process_objects(parsed, remaining_s, tally)
+        finally:
+            self._count_usage(tally)
+
+    def _count_usage(self, tally: UsageTally) -> None:
+        """One UpdateItem per provider asked; the calls are paid already, so a failure here is only logged."""
+        if self._usage is None or not tally:
+            return
+        try:
+            self._usage.add(self._clock().date(), tally)
+        except Exception:
+            logger.exception("usage counters not updated", extra={"usage": tally.counts})
+
+    def _process_objects(
+        self, parsed: ParsedEvent, remaining_s: Callable[[], float] | None, tally: UsageTally
+    ) -> list[Outcome]:
         for malformed in parsed.malformed:
             logger.error("malformed S3 event record", extra={"reason": malformed.reason})
             self._publisher.report_failure(
@@ -103,7 +133,7 @@ class Pipeline:
             logger.thread_safe_append_keys(object_key=obj.key, record_id=obj.record_id)
             try:
                 outcome = self.process(
-                    obj, remaining_s=remaining_s, redrive=parsed.redrive, redrive_id=parsed.redrive_id
+                    obj, remaining_s=remaining_s, redrive=parsed.redrive, redrive_id=parsed.redrive_id, usage=tally
                 )
             except (TransientFailure, AnswerInProgress) as exc:
                 logger.warning("transient failure; Lambda will retry the invocation", extra={"reason": str(exc)})
@@ -137,6 +167,7 @@ class Pipeline:
         remaining_s: Callable[[], float] | None = None,
         redrive: bool = False,
         redrive_id: str | None = None,
+        usage: UsageTally | None = None,
     ) -> Outcome:
         """Drive one object to its terminal outcome.
 
@@ -163,12 +194,17 @@ class Pipeline:
             else:
                 # A duplicate delivery or a retry after a crash: never call the upstream again.
                 if not stored.notified:
+                    self._hold_while_announced_elsewhere(obj, stored)
                     self._store.put_sightings(stored)  # a crash may have left some unwritten
                     self._announce(stored.record, stored.attempts)
                 return Outcome(obj.record_id, obj.key, stored.record["status"], "duplicate", stored.record["kind"])
 
         log = CallLog(history)
-        record, attempts = self._recognize(obj, log, remaining_s or (lambda: float("inf")))
+        try:
+            record, attempts = self._recognize(obj, log, remaining_s or (lambda: float("inf")))
+        finally:
+            if usage is not None:
+                usage.merge(log.usage)  # paid for even when the outcome is not recorded yet
         try:
             created = self._store.create(
                 record,
@@ -264,6 +300,21 @@ class Pipeline:
         if self._answers is None:
             return ""
         return self._answers.key(kind=kind, provider=recognizer.name, sha256=sha256, record_id=obj.record_id)
+
+    def _hold_while_announced_elsewhere(self, obj: shapes.UploadedObject, stored: StoredRecord) -> None:
+        """A duplicate delivery that finds the record written moments ago, not yet announced, waits.
+
+        The invocation that wrote it is announcing it right now (concurrent duplicate deliveries):
+        announcing here as well would send the failure message or success event twice. Lambda's
+        retry comes back later and finds it announced, or the writer dead (the lease over) and
+        announces then. The last attempt announces whatever happened: a message twice is better
+        than none.
+        """
+        if not stored.being_announced(self._clock()):
+            return
+        totals = self._store.count_transient_failure(obj.record_id, calls=0, possibly_billed=0, at=self._clock())
+        if totals.invocations < self.settings.async_attempts:
+            raise TransientFailure("the record was written moments ago by an invocation that is announcing it")
 
     def _forget_answers(self, obj: shapes.UploadedObject, record: shapes.Record) -> None:
         kind, sha256 = record["kind"], record["source"]["sha256"]

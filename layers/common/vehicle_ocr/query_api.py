@@ -23,6 +23,8 @@ from vehicle_ocr import api_schema
 from vehicle_ocr.normalize.plates import canonical_plate_number
 from vehicle_ocr.normalize.vin import normalize_vin
 from vehicle_ocr.queries import InvalidCursor, ResultsQueries
+from vehicle_ocr.shapes import utc_now
+from vehicle_ocr.usage import InvalidRange, UsageReport, day_range
 
 logger = Logger(child=True)
 router = APIGatewayRouter()
@@ -61,6 +63,10 @@ class NotFound(Exception):
 
 def _queries() -> ResultsQueries:
     return router.context["queries"]
+
+
+def _usage() -> UsageReport:
+    return router.context["usage"]
 
 
 def _page(page: Any) -> dict[str, Any]:
@@ -149,6 +155,36 @@ def list_vehicle_records(
     return _page(_queries().by_vin(canonical, limit=limit, cursor=cursor))
 
 
+_DAY = r"^\d{4}-\d{2}-\d{2}$"
+
+
+@router.get(
+    "/usage",
+    summary="Paid upstream calls per day and provider, with reuse, fallbacks and money",
+    description=(
+        "Per UTC day from `from` to `to` (inclusive, at most 366 days; default the 30 days ending today) and per "
+        "provider: `calls` sent, `billed` (answers received: each one is billed), `possibly_billed` (no answer "
+        "after the request went out), `reused` (answers served from the paid-answer store instead of paying), "
+        "`fallbacks` (the provider could not answer and the next of the chain was asked), and `cost`: billed x "
+        "the price per call (template parameters TianapiPricePerCall, ApizeroPricePerCall) in `currency`."
+    ),
+    responses={
+        200: {"description": "Usage per day", "content": {"application/json": {"model": api_schema.UsageReport}}},
+        400: _RESPONSES_PAGE[400],
+    },
+    tags=["usage"],
+)
+def get_usage(
+    from_: Annotated[str | None, Query(alias="from", pattern=_DAY, description="First day, YYYY-MM-DD (UTC)")] = None,
+    to: Annotated[str | None, Query(pattern=_DAY, description="Last day, YYYY-MM-DD (UTC), default today")] = None,
+) -> dict:
+    try:
+        start, end = day_range(from_, to, today=utc_now().date())
+    except InvalidRange as error:
+        raise BadRequest(str(error)) from None
+    return _usage().report(start, end)
+
+
 def _error(status: int, code: str, message: str) -> Response:
     body = {"error": {"code": code, "message": message}}
     return Response(status_code=status, content_type="application/json", body=json.dumps(body, ensure_ascii=False))
@@ -232,13 +268,14 @@ def openapi_document(app: APIGatewayRestResolver) -> str:
 class QueryApi:
     """One resolver per process; the queries object is handed to the routes per invocation."""
 
-    def __init__(self, queries: ResultsQueries):
+    def __init__(self, queries: ResultsQueries, usage: UsageReport | None = None):
         self.queries = queries
+        self.usage = usage
         self.app = create_app()
 
     def handle(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         path = event.get("path")
         if isinstance(path, str):
             event = {**event, "path": quote(unquote(path), safe=_PATH_SAFE)}
-        self.app.append_context(queries=self.queries)
+        self.app.append_context(queries=self.queries, usage=self.usage)
         return self.app.resolve(event, context)

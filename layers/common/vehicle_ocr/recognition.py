@@ -28,10 +28,12 @@ from vehicle_ocr.codes import Action
 from vehicle_ocr.errors import PipelineError, RecognitionError
 from vehicle_ocr.pacing import Pacer
 from vehicle_ocr.providers.base import ProviderAnswer, Recognizer
+from vehicle_ocr.providers.registry import all_providers
 from vehicle_ocr.rate_budget import RateBudget
 from vehicle_ocr.settings import Settings
 from vehicle_ocr.shapes import FallbackStep, iso_seconds, utc_now
 from vehicle_ocr.storage import AttemptHistory
+from vehicle_ocr.usage import UsageTally
 
 logger = Logger(child=True)
 
@@ -49,6 +51,7 @@ class CallLog:
     possibly_billed: int = 0
     provider: str | None = None  # the provider asked last (the one that answered, on success)
     fallback: list[FallbackStep] = field(default_factory=list)  # those that could not answer, in order
+    usage: UsageTally = field(default_factory=UsageTally)  # this invocation's calls per provider (vehicle_ocr.usage)
 
     @property
     def total_calls(self) -> int:
@@ -89,6 +92,7 @@ class Recognition:
         self.recognizers = recognizers
         self._answers = answers
         self._sleep = sleep
+        self._paid = frozenset(spec.name for spec in all_providers() if spec.paid)  # the offline engine bills nothing
         self.pacers = {
             recognizer.name: _pacer(settings, recognizer.name, rate)
             for chain in recognizers.values()
@@ -115,6 +119,8 @@ class Recognition:
             log.provider = recognizer.name
             try:
                 paid = self._paid_answer(recognizer, image, log, remaining_s, answer_key)
+                if paid.reused:
+                    log.usage.add(recognizer.name, "reused")
                 if paid.answer.unusable is not None:
                     raise UnusableAnswerError(paid.answer)
                 return paid
@@ -122,6 +128,7 @@ class Recognition:
                 if recognizer is chain[-1] or not falls_back(error):
                     raise
                 log.fallback.append({"provider": recognizer.name, "code": error.code})
+                log.usage.add(recognizer.name, "fallbacks")
                 logger.warning(
                     "provider cannot answer; trying the next of the chain",
                     extra={"provider": recognizer.name, "error_code": error.code},
@@ -153,11 +160,13 @@ class Recognition:
             if pacer is not None:
                 pacer.wait()
             log.calls += 1
+            log.usage.add(recognizer.name, "calls")
             try:
-                return recognizer.recognize(image)
+                answer = recognizer.recognize(image)
             except RecognitionError as error:
                 if error.possibly_billed:
                     log.possibly_billed += 1
+                    log.usage.add(recognizer.name, "possibly_billed")
                     if log.total_possibly_billed > self.settings.timeout_retries:
                         _stop_retrying(error, self.settings.timeout_retries)
                 if not error.retryable or attempt >= self.settings.max_attempts:
@@ -167,6 +176,10 @@ class Recognition:
                     raise
                 logger.info("retrying upstream", extra={"error_code": error.code, "attempt": attempt})
                 self._sleep(delay)
+            else:
+                if recognizer.name in self._paid:
+                    log.usage.add(recognizer.name, "billed")  # every answer is billed, a usable one or not
+                return answer
 
 
 def _pacer(settings: Settings, provider: str, rate: float) -> Pacer | RateBudget:
