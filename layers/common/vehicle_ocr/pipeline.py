@@ -26,7 +26,7 @@ from vehicle_ocr.recognition import CallLog, Recognition, UnusableAnswerError
 from vehicle_ocr.routing import route
 from vehicle_ocr.s3_events import ParsedEvent
 from vehicle_ocr.settings import Settings
-from vehicle_ocr.storage import ResultsStore, StoredRecord
+from vehicle_ocr.storage import ResultsStore
 from vehicle_ocr.usage import UsageCounters, UsageTally
 
 logger = Logger(child=True)
@@ -194,7 +194,6 @@ class Pipeline:
             else:
                 # A duplicate delivery or a retry after a crash: never call the upstream again.
                 if not stored.notified:
-                    self._hold_while_announced_elsewhere(obj, stored)
                     self._store.put_sightings(stored)  # a crash may have left some unwritten
                     self._announce(stored.record, stored.attempts)
                 return Outcome(obj.record_id, obj.key, stored.record["status"], "duplicate", stored.record["kind"])
@@ -300,21 +299,6 @@ class Pipeline:
         if self._answers is None:
             return ""
         return self._answers.key(kind=kind, provider=recognizer.name, sha256=sha256, record_id=obj.record_id)
-
-    def _hold_while_announced_elsewhere(self, obj: shapes.UploadedObject, stored: StoredRecord) -> None:
-        """A duplicate delivery that finds the record written moments ago, not yet announced, waits.
-
-        The invocation that wrote it is announcing it right now (concurrent duplicate deliveries):
-        announcing here as well would send the failure message or success event twice. Lambda's
-        retry comes back later and finds it announced, or the writer dead (the lease over) and
-        announces then. The last attempt announces whatever happened: a message twice is better
-        than none.
-        """
-        if not stored.being_announced(self._clock()):
-            return
-        totals = self._store.count_transient_failure(obj.record_id, calls=0, possibly_billed=0, at=self._clock())
-        if totals.invocations < self.settings.async_attempts:
-            raise TransientFailure("the record was written moments ago by an invocation that is announcing it")
 
     def _forget_answers(self, obj: shapes.UploadedObject, record: shapes.Record) -> None:
         kind, sha256 = record["kind"], record["source"]["sha256"]
