@@ -593,6 +593,31 @@ def _split_target(target: str) -> tuple[bytes, str]:
     return raw_path, query.decode("utf-8", errors="replace")
 
 
+def _serve_wsgi(
+    app: Callable[..., Any], request: BaseHTTPRequestHandler, raw_path: bytes, query: str, body: bytes
+) -> GatewayResponse:
+    """One request answered by a WSGI application (werkzeug builds the environ and runs it)."""
+    from werkzeug.test import EnvironBuilder, run_wsgi_app
+
+    headers = [(name, value) for name, value in request.headers.items() if name.lower() != "content-length"]
+    builder = EnvironBuilder(
+        path=unquote(raw_path.decode("latin-1")),
+        query_string=query,
+        method=request.command,
+        headers=headers,
+        data=body,
+        environ_base={"REMOTE_ADDR": request.client_address[0]},
+    )
+    try:
+        environ = builder.get_environ()
+    finally:
+        builder.close()
+    iterable, status, response_headers = run_wsgi_app(app, environ, buffered=True)
+    payload = b"".join(iterable)
+    out = [(name, value) for name, value in response_headers.items() if name.lower() != "content-length"]
+    return int(status.split(" ", 1)[0]), out, payload
+
+
 class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
@@ -675,6 +700,15 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             bad_request = GatewayError("DEFAULT_4XX", 400, str(error), "BadRequestException")
             self._send(*api.gateway.render(bad_request, request_id), request_id=request_id)
+            return
+        mounted = api.mounted_at(path)
+        if mounted is not None:  # not the API: a WSGI application served beside it (the console)
+            try:
+                response = _serve_wsgi(mounted, self, raw_path, query, body)
+            except Exception:
+                logger.exception("local API: the application under %s failed", path)
+                response = internal_server_error()
+            self._send(*response, request_id=request_id)
             return
         match = match_route(api.routes, self.command, path)
         if match is None:
@@ -796,8 +830,11 @@ class LocalApiServer:
         api_id: str = DEFAULT_API_ID,
         stop_timeout: float = 10.0,
         gateway_responses: Mapping[str, Mapping[str, Any]] | None = None,
+        mounts: Mapping[str, Callable[..., Any]] | None = None,
     ) -> None:
         self.handler = handler
+        # Path prefix → WSGI application answering everything under it instead of the API (`up`'s console).
+        self.mounts = dict(mounts or {})
         self.routes = list(routes)
         self.host = host
         self.port = port
@@ -854,6 +891,12 @@ class LocalApiServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+    def mounted_at(self, path: str) -> Callable[..., Any] | None:
+        for prefix, app in self.mounts.items():
+            if path == prefix or path.startswith(f"{prefix}/"):
+                return app
+        return None
 
     def invoke(self, event: dict[str, Any]) -> GatewayResponse:
         """Run the handler on ``event`` as Lambda would (JSON in, JSON out) and turn its answer into HTTP."""

@@ -10,6 +10,8 @@ vehicle-ocr erase (--plate N | --vin V | --bucket B --key K) [--yes]
                                                        remove everything held about a vehicle or an object
 vehicle-ocr invoke EVENT.json [--function F]            a function's real handler on an event, against a
                                                        running stack (`sam local invoke` without Docker)
+vehicle-ocr console [--stack NAME | --endpoint URL] [--port 8030]
+                                                       the results console in a browser, on 127.0.0.1 only
 vehicle-ocr recognize PATH... [--kind K] [--provider P] [--json]
                                                        image files recognised on this machine, no stack
 vehicle-ocr --version
@@ -130,6 +132,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     invoke.add_argument("--endpoint", default=DEFAULT_AWS, help=f"the local stack's AWS endpoint ({DEFAULT_AWS})")
 
+    console = commands.add_parser(
+        "console",
+        help="the results console (photos, plates, failures, cost) on http://127.0.0.1:PORT/console/",
+        description=(
+            "Serve the results console on 127.0.0.1 only: recent results with their photos, failures with a "
+            "redrive button, drag-and-drop upload and the cost per day. With --stack it uses your own AWS "
+            "credentials; otherwise the local stack (`vehicle-ocr up`, which also serves it on :3000/console/)."
+        ),
+    )
+    console.add_argument("--stack", help="a deployed CloudFormation stack, with your AWS credentials")
+    console.add_argument("--endpoint", help=f"the local stack's AWS endpoint (default {DEFAULT_AWS})")
+    console.add_argument("--port", type=int, default=8030, help="the console's port on 127.0.0.1 (default 8030)")
     recognize_files.add_parser(commands)
     return parser
 
@@ -145,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         "redrive": run_redrive,
         "erase": run_erase,
         "invoke": run_invoke,
+        "console": run_console,
         "recognize": recognize_files.run_recognize,
     }
     try:
@@ -174,6 +189,7 @@ def run_up(args: argparse.Namespace) -> int:
         print(f"  successes  : {aws} sqs receive-message --queue-url {stack.events_queue_url}")
         print(f"  failures   : {aws} sqs receive-message --queue-url {stack.failure_queue_url}")
         print(f"Query API    : {stack.api_url}   (curl {stack.api_url}/results)")
+        print(f"Console      : {stack.api_url}/console/")
         print(f"Providers    : {' '.join(f'{kind}={chain}' for kind, chain in stack.providers.items())}")
         print("vehicle-ocr local stack ready (Ctrl-C stops it)", flush=True)
         stop.wait()
@@ -460,6 +476,36 @@ def confirmed(question: str) -> bool:
     except EOFError:
         print()
         return False
+
+
+# ------------------------------------------------------------------------------------------------ console
+def run_console(args: argparse.Namespace) -> int:
+    import errno
+
+    from vehicle_ocr_local.cli_errors import CliError
+    from vehicle_ocr_local.console.app import ConsoleApp
+    from vehicle_ocr_local.console.backend import deployed_backend, local_backend
+    from vehicle_ocr_local.console.server import ConsoleServer
+
+    if args.stack and args.endpoint:
+        raise UsageError("--stack (a deployed stack) and --endpoint (the local stack) exclude each other: give one")
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port {args.port}: not a port number")
+    # Resolved before serving, so that a stack that is not there is one line now, not an error page later.
+    backend = deployed_backend(args.stack) if args.stack else local_backend(args.endpoint or DEFAULT_AWS)
+    try:
+        server = ConsoleServer(ConsoleApp(backend), args.port)
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            raise CliError(f"port {args.port} is already in use: choose another with --port N") from None
+        raise
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    with server:
+        print(f"Console of {backend.where}: {server.url}   (127.0.0.1 only; Ctrl-C stops it)", flush=True)
+        stop.wait()
+    return 0
 
 
 # ------------------------------------------------------------------------------------------------ redrive

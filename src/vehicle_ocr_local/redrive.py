@@ -97,12 +97,13 @@ def redrive(
     store: ResultsStore,
     send: Callable[[dict[str, Any]], None],
     codes: set[str] | None = None,
+    ids: set[str] | None = None,
     limit: int = 1000,
     timeout_s: float = 600,
     poll_s: float = 1.0,
     on_progress: Callable[[str], None] = lambda line: None,
 ) -> RedriveReport:
-    """Re-run the selected failures; delete each message once its re-run is terminal."""
+    """Re-run the selected failures (by ``codes``, or ``ids``: record ids); delete each message once its re-run ends."""
     report = RedriveReport()
     report.in_flight, report.visibility_timeout_s = in_flight(sqs, failure_queue_url)
     selected: list[tuple[dict[str, Any], dict[str, Any]]] = []
@@ -112,7 +113,7 @@ def redrive(
     for message in receive(sqs, failure_queue_url, limit=limit):
         body = json.loads(message["Body"])
         code = body.get("error", {}).get("code")
-        if codes and code not in codes:
+        if (codes and code not in codes) or (ids and body.get("id") not in ids):
             not_selected.append(message["ReceiptHandle"])
         elif code == "MALFORMED_EVENT" or not body.get("key") or not body.get("bucket"):
             report.kept.append(f"{body.get('id')}: {code} names no object that can be re-run")

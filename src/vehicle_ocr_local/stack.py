@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FUNCTIONS = REPO_ROOT / "functions"
+CONSOLE_PREFIX = "/console"
 NOTIFICATION_QUEUE = "vehicle-ocr-local-s3-notifications"
 # Every object created, whatever the filters: the stack says which ones no notification delivers.
 ALL_OBJECTS_QUEUE = "vehicle-ocr-local-s3-all-objects"
@@ -594,6 +595,7 @@ class LocalStack:
             function_name="QueryFunction",
             # Unknown routes and the like answer as the template's QueryApi does: {"error": {"code", "message"}}.
             gateway_responses=gateway_responses_from_template(self.resources.template, "QueryFunction"),
+            mounts={CONSOLE_PREFIX: self._console()},
         )
         try:
             self._api.start()
@@ -603,6 +605,13 @@ class LocalStack:
                 raise PortInUseError(self.config.api_port, "--api-port") from None
             raise
         self.api_url = self._api.url
+
+    def _console(self) -> Any:
+        """The console (vehicle_ocr_local.console), served under /console/ beside the query API."""
+        from vehicle_ocr_local.console.app import ConsoleApp
+        from vehicle_ocr_local.console.backend import local_backend
+
+        return ConsoleApp(lambda: local_backend(self.aws_endpoint))
 
     # ------------------------------------------------------------------------------------------ dispatcher
     def _dispatch(self) -> None:
