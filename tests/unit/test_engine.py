@@ -21,13 +21,13 @@ import cv2
 from PIL import Image, ImageDraw, ImageFont
 
 from vehicle_ocr.errors import PipelineError
-from vehicle_ocr.normalize.plates import normalize_plate
+from vehicle_ocr.normalize.plates import PROVINCES, normalize_plate
 from vehicle_ocr.normalize.vehicle_license import VEHICLE_LICENSE_FIELDS, normalize_vehicle_license
 from vehicle_ocr.providers.base import ProviderAnswer
 from vehicle_ocr_local import engine
-from vehicle_ocr_local.engine import ocr
+from vehicle_ocr_local.engine import grammar, ocr
 from vehicle_ocr_local.engine.authority import candidates
-from vehicle_ocr_local.engine.colors import plate_color
+from vehicle_ocr_local.engine.colors import cast_gains, plate_color
 from vehicle_ocr_local.engine.ocr import OcrLine, ctc_greedy, ctc_log_likelihood
 
 CJK_FONTS = (
@@ -492,3 +492,114 @@ def test_ctc_scores_prefer_the_text_the_frames_spell():
     assert log_likelihood == pytest.approx(ctc_log_likelihood(frames, "公安局", index))
     assert ctc_log_likelihood(frames, "公安局", index) > ctc_log_likelihood(frames, "公局", index) + 2
     assert ctc_log_likelihood(frames, "交通", index) == float("-inf")
+
+
+# --------------------------------------------------------------------------- the plate grammar decoder
+
+# A small recogniser alphabet: the blank, the plate characters and a few look-alikes and strangers.
+ALPHABET = ["blank", *PROVINCES, *"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", *"学警港澳挂领使", "·", "周", "折", "欢"]
+
+
+def frames_for(*reads: str | dict[str, float]) -> np.ndarray:
+    """CTC frames: each read is one frame ("_" a gap, a character, or {char: probability} for an unsure one);
+    a blank frame is put between reads so that repeated characters stay two."""
+    rows = []
+    for read in reads:
+        spread = {read: 0.97} if isinstance(read, str) else dict(read)
+        for frame in (spread, {"_": 0.97}):
+            row = np.full(len(ALPHABET), 1e-4, dtype=np.float32)
+            for char, probability in frame.items():
+                row[0 if char == "_" else ALPHABET.index(char)] = probability
+            rows.append(row / row.sum())
+    return np.stack(rows)
+
+
+def spell(text: str) -> list[str]:
+    return ["_", *text, "_"]
+
+
+def test_the_grammar_keeps_a_plate_read_cleanly():
+    [best, *_] = grammar.decode(frames_for(*spell("苏A·4762B")), ALPHABET)
+    assert (best.number, best.layout) == ("苏A4762B", "regular")
+    assert best.confidence > 0.9
+
+
+def test_look_alikes_are_settled_by_the_position_and_the_scores():
+    # O and I cannot stand in a serial: they are read as 0 and 1; an unsure 8/B goes to the likelier one
+    reads = ["_", "京", "A", "O", "I", {"8": 0.6, "B": 0.35}, "2", "5", "_"]
+    [best, *_] = grammar.decode(frames_for(*reads), ALPHABET)
+    assert best.number == "京A01825"
+    # ... and the unsure character makes the whole plate less sure than a clean one
+    [clean, *_] = grammar.decode(frames_for(*spell("京A01825")), ALPHABET)
+    assert best.confidence < clean.confidence
+
+
+def test_a_province_read_as_a_stranger_is_taken_from_the_provinces_only():
+    # 浙 misread as "M" on a colour-cast frame: among the provinces only 浙 has any weight there
+    reads = ["_", {"M": 0.86, "浙": 0.12}, "B", "7", "3", "1", "9", "0", "_"]
+    [best, *_] = grammar.decode(frames_for(*reads), ALPHABET)
+    assert best.number == "浙B73190"
+    assert best.chars[0].share > 0.9
+    assert best.chars[0].p == pytest.approx(0.12, abs=0.01)
+
+
+def test_a_province_seen_nowhere_gives_a_plate_with_no_confidence():
+    # Only the serial was in the crop: some province is forced in, but the reading says it saw none
+    [best, *_] = grammar.decode(frames_for(*spell("B73190")), ALPHABET)
+    assert best.confidence < 0.2
+
+
+def test_suffixes_prefixes_and_eight_character_plates_are_layouts_of_their_own():
+    cases = {
+        "鄂F8888警": "suffixed",
+        "沪A1707领": "consulate",
+        "使224424": "embassy",
+        "粤ZF023港": "hong_kong_macau",
+        "沪AD71829": "new_energy_small",
+        "粤B04571D": "new_energy_large",
+        "WJ粤28763": "armed_police",
+    }
+    for number, layout in cases.items():
+        [best, *_] = grammar.decode(frames_for(*spell(number)), ALPHABET)
+        assert (best.number, best.layout) == (number, layout)
+
+
+def test_repeated_digits_keep_their_count():
+    [best, *_] = grammar.decode(frames_for(*spell("鄂A66666")), ALPHABET)
+    assert best.number == "鄂A66666"
+
+
+def test_text_beside_the_plate_is_skipped_and_a_separator_is_no_character():
+    reads = ["欢", "_", "苏", "A", "·", "4", "7", "6", "2", "B", "_", "欢"]
+    [best, *_] = grammar.decode(frames_for(*reads), ALPHABET)
+    assert best.number == "苏A4762B"
+    assert 0.1 < best.span[0] < best.span[1] < 0.9
+
+
+def test_a_two_row_plate_decodes_its_rows_with_their_own_layouts():
+    [top, *_] = grammar.decode(frames_for(*spell("鲁R")), ALPHABET, grammar.TOP_ROW_LAYOUTS)
+    [bottom, *_] = grammar.decode(frames_for(*spell("7E86挂")), ALPHABET, grammar.BOTTOM_ROW_LAYOUTS)
+    assert top.number + bottom.number == "鲁R7E86挂"
+
+
+def test_nothing_is_decoded_from_fewer_frames_than_characters():
+    assert grammar.decode(frames_for("A"), ALPHABET) == []
+
+
+# --------------------------------------------------------------------------- colour under casts and darkness
+
+
+def test_a_photo_wide_colour_cast_is_taken_off_before_the_plate_colour_is_judged():
+    # A white plate under a strong yellow-green sodium/IR cast over the whole frame
+    scene = np.full((240, 320, 3), 120, dtype=np.uint8)
+    scene[100:160, 60:260] = (236, 236, 230)
+    scene[115:145, 80:250:14] = BLACK
+    cast = np.clip(scene.astype(float) * (1.08, 1.0, 0.62), 0, 255).astype(np.uint8)
+    assert plate_color(cast, 60, 100, 260, 160, gains=cast_gains(cast)) == "white"
+
+
+def test_a_blue_plate_at_night_is_blue_not_black():
+    # Backlit: the plate's blue is dim and greyish, its glyphs a dull grey
+    dim = patch((28, 34, 52), (92, 94, 98))
+    assert plate_color(dim, 0, 0, dim.shape[1], dim.shape[0]) == "blue"
+    assert plate_color(patch(BLACK, WHITE), 0, 0, 200, 60) == "black"

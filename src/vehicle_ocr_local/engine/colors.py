@@ -77,8 +77,41 @@ def crop(rgb: np.ndarray, x0: float, y0: float, x1: float, y1: float) -> np.ndar
     return rgb[top:bottom, left:right]
 
 
+def cast_gains(rgb: np.ndarray) -> np.ndarray:
+    """Per-channel gains that make the photo's greys grey (shades of grey, Minkowski norm p = 6).
+
+    A toll camera's green or magenta cast, or sodium light, shifts every pixel's hue the same
+    way; the gains undo it, limited so that a photo that is simply mostly one colour (a blue
+    car filling the frame) is not pushed far the other way.
+    """
+    sample = subsample(rgb, 160).reshape(-1, 3).astype(np.float32) / 255.0
+    norm = np.power(np.mean(np.power(sample, 6), axis=0), 1 / 6)
+    gains = float(norm.mean()) / np.maximum(norm, 1e-3)
+    return np.clip(gains, 0.8, 1.25).astype(np.float32)
+
+
+def balance(rgb: np.ndarray, gains: np.ndarray | None = None) -> np.ndarray:
+    """The crop with the photo's cast removed and, if it is dark (night, backlit), brightened.
+
+    One gain for all channels for the brightness, so that hue and saturation are kept: the
+    brightest glyph or plate pixels (95th percentile) are lifted to about 80% white, at most 3x.
+    """
+    pixels = rgb.astype(np.float32)
+    if gains is not None:
+        pixels *= gains
+    top = float(np.percentile(pixels.max(axis=-1), 95)) if pixels.size else 255.0
+    lift = float(np.clip(205.0 / max(top, 1.0), 1.0, 3.0))
+    return np.clip(pixels * lift, 0, 255).astype(np.uint8)
+
+
 def plate_color(
-    rgb: np.ndarray, x0: float, y0: float, x1: float, y1: float, quad: Sequence[Sequence[float]] | None = None
+    rgb: np.ndarray,
+    x0: float,
+    y0: float,
+    x1: float,
+    y1: float,
+    quad: Sequence[Sequence[float]] | None = None,
+    gains: np.ndarray | None = None,
 ) -> str:
     """Background colour of the plate whose characters fill the box (x0, y0)-(x1, y1).
 
@@ -86,7 +119,8 @@ def plate_color(
     its inner part is used: there the plate background is the majority and the glyphs (white
     on blue and black plates, black on the others) the minority.  With the text line's own
     quadrilateral (``quad``: tl, tr, br, bl) a tilted plate is first straightened, so that
-    the corners of its axis-aligned box (the car around it) do not count.
+    the corners of its axis-aligned box (the car around it) do not count.  ``gains`` (from
+    :func:`cast_gains` of the whole photo) take its colour cast off first; a dark crop is brightened.
     """
     straight = _straighten(rgb, quad) if quad is not None else None
     if straight is not None:
@@ -97,7 +131,8 @@ def plate_color(
         inner = crop(rgb, x0 + 0.06 * width, y0 + 0.18 * height, x1 - 0.06 * width, y1 - 0.18 * height)
     if inner.size == 0:
         return "other"
-    classes = classify_pixels(subsample(inner))
+    inner = balance(subsample(inner), gains)
+    classes = classify_pixels(inner)
     share = _fractions(classes)
     chroma = {"blue": share[BLUE], "yellow": share[YELLOW], "green": share[GREEN]}
     best = max(chroma, key=chroma.__getitem__)

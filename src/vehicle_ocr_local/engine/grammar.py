@@ -1,0 +1,297 @@
+"""Plate grammar decoding: the likeliest valid plate number in a recogniser's per-frame scores.
+
+The recogniser (CTC, one probability row per image column strip, column 0 the blank) reads
+a plate crop as free text, so a province it is unsure of may come out as "M", a 0 as "O"
+and a faint red suffix as nothing.  Here the same probabilities are decoded once per GA 36
+layout, each position allowed only its own characters (the 31 provinces first, then the
+authority letter, serials without I or O, digits, the new-energy marker, the suffixes
+学警港澳挂领, the 使 prefix, WJ), by a best-path (Viterbi) search through the CTC
+lattice: it may skip frames before and after the plate (text on the frame around it) at a
+price, and it treats a read separator dot as a blank.  The layout with the best path wins.
+
+Each character gets two scores at its most confident frame: ``p`` (its probability among
+everything the recogniser could have read there) and ``share`` (its probability among the
+characters the layout allows there).  ``share`` is what tells look-alikes apart (0/D/Q,
+8/B, 2/Z, 5/S); ``p`` says whether there was any evidence at all.  The plate's confidence
+combines the weakest of both, so a province guessed from nothing scores low.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+
+from vehicle_ocr.normalize.plates import PROVINCES
+
+_LETTERS = "ABCDEFGHJKLMNPQRSTUVWXYZ"  # no I, no O
+_DIGITS = "0123456789"
+# Character classes of a plate position.
+CLASSES: dict[str, str] = {
+    "P": PROVINCES,
+    "A": "ABCDEFGHJKLMNOPQRSTUVWXYZ",  # issuing authority: any letter but I (O is a real code)
+    "S": _LETTERS + _DIGITS,  # serial
+    "D": _DIGITS,
+    "E": "ABCDEFGHJK",  # new-energy marker
+    "X": "学警挂",  # suffixes of ordinary provinces' plates
+    "L": "领",
+    "H": "港澳",
+    "Y": "粤",
+    "Z": "Z",
+    "U": "使",
+    "W": "W",
+    "J": "J",
+    "G": "警" + _DIGITS,  # old armed-police unit number's third character
+}
+# One-row layouts (GA 36-2018 and the new-energy amendment).
+LAYOUTS: dict[str, str] = {
+    "regular": "PASSSSS",
+    "new_energy_small": "PAESDDDD",
+    "new_energy_large": "PADDDDDE",
+    "suffixed": "PASSSSX",
+    "consulate": "PADDDDL",
+    "hong_kong_macau": "YZSSSSH",
+    "embassy": "UDDDDDD",
+    "armed_police": "WJPSSSSS",
+    "armed_police_old": "WJDDGDDDD",
+}
+# Two-row plates: the upper row (province + authority letter) and the lower one, read apart.
+TOP_ROW_LAYOUTS: dict[str, str] = {"top": "PA", "armed_police_top": "WJP"}
+BOTTOM_ROW_LAYOUTS: dict[str, str] = {"serial": "SSSSS", "suffixed": "SSSSX", "new_energy_large": "DDDDDE"}
+
+# Glyphs the recogniser may put where a plate character is printed: evidence for that character.
+_VARIANTS: dict[str, str] = {
+    "0": "OoＯ０〇",
+    "1": "Il|ｌＩ１",
+    "沪": "泸户滬",
+    "浙": "折淅",
+    "冀": "翼異",
+    "皖": "睆完",
+    "湘": "相缃",
+    "豫": "象予",
+    "渝": "俞喻愉",
+    "晋": "普晉",
+    "贵": "责贯貴",
+    "粤": "奥粵",
+    "津": "律",
+    "陕": "峡狭陝",
+    "辽": "边遼",
+    "黑": "墨",
+    "鄂": "咢谔",
+    "闽": "闵閩",
+    "宁": "宇寧甯",
+    "琼": "凉瓊",
+    "吉": "吕",
+    "桂": "佳圭",
+    "鲁": "兽魯",
+    "苏": "蘇",
+    "赣": "贛",
+    "云": "雲",
+    "学": "學",
+    "挂": "掛",
+    "领": "領",
+}
+# Separators printed on plates: read as text, but they stand where the lattice has a blank.
+_SEPARATORS = "·•・.。-‧∙⋅:：'\""
+# Cost (log-probability) of every non-blank frame skipped before or after the plate.
+_SKIP_COST = 2.5
+_EPS = 1e-12
+
+
+@dataclass(frozen=True)
+class CharScore:
+    char: str
+    p: float  # probability at its best frame, among everything the recogniser knows
+    share: float  # probability among the characters this position allows, at that frame
+    at: float = 0.0  # where it was read, as a fraction of the crop's width (its best frame's centre)
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """A plate number decoded under one layout, with its path score and per-character scores."""
+
+    number: str
+    layout: str
+    log_score: float
+    chars: tuple[CharScore, ...]
+    span: tuple[float, float]  # first and last frame of the plate, as fractions of the crop's width
+
+    @property
+    def confidence(self) -> float:
+        """The weakest character: how sure its position is of it, tempered by how much it was seen at all."""
+        if not self.chars:
+            return 0.0
+        return min(c.share * min(1.0, c.p / 0.2) ** 0.5 for c in self.chars)
+
+
+@dataclass(frozen=True)
+class _Alphabet:
+    """The recogniser's character columns per plate character, and per position class."""
+
+    size: int
+    columns: dict[str, tuple[int, ...]]  # plate character -> columns of its glyphs
+    separators: tuple[int, ...]
+
+
+_alphabet_cache: dict[int, tuple[list[str], _Alphabet]] = {}
+
+
+def _alphabet(characters: Sequence[str]) -> _Alphabet:
+    key = id(characters)
+    cached = _alphabet_cache.get(key)
+    if cached is not None and cached[0] is characters:
+        return cached[1]
+    index: dict[str, int] = {}
+    for i, char in enumerate(characters):
+        index.setdefault(char, i)
+    wanted = set("".join(CLASSES.values()))
+    columns: dict[str, tuple[int, ...]] = {}
+    for char in wanted:
+        glyphs = [char, char.lower(), chr(ord(char) + 0xFEE0) if char.isascii() else char, *_VARIANTS.get(char, "")]
+        found = sorted({index[g] for g in glyphs if g in index and index[g] != 0})
+        if found:
+            columns[char] = tuple(found)
+    separators = tuple(sorted({index[s] for s in _SEPARATORS if s in index and index[s] != 0}))
+    alphabet = _Alphabet(len(characters), columns, separators)
+    _alphabet_cache.clear()
+    _alphabet_cache[key] = (characters if isinstance(characters, list) else list(characters), alphabet)
+    return alphabet
+
+
+@cache
+def _class_chars(code: str) -> str:
+    return CLASSES[code]
+
+
+def decode(
+    probabilities: np.ndarray, characters: Sequence[str], layouts: dict[str, str] | None = None
+) -> list[Decoding]:
+    """Every layout's best reading of ``probabilities`` (T x C), best first."""
+    layouts = LAYOUTS if layouts is None else layouts
+    alphabet = _alphabet(characters)
+    probs = np.asarray(probabilities, dtype=np.float64)
+    if probs.ndim != 2 or probs.shape[0] < 2 or probs.shape[1] != alphabet.size:
+        return []
+    # Glyph variants pooled into their plate character: per character, the frame-wise sum.
+    chars_needed = sorted({c for layout in layouts.values() for code in layout for c in _class_chars(code)})
+    chars_needed = [c for c in chars_needed if c in alphabet.columns]
+    position = {c: i for i, c in enumerate(chars_needed)}
+    pooled = np.stack([probs[:, list(alphabet.columns[c])].sum(axis=1) for c in chars_needed], axis=1)
+    blank = probs[:, 0] + (probs[:, list(alphabet.separators)].sum(axis=1) if alphabet.separators else 0.0)
+    non_blank_best = np.max(probs[:, 1:], axis=1)
+    log_blank = np.log(np.maximum(blank, _EPS))
+    # Skipping a frame costs nothing where the recogniser saw a gap, a price where it saw a character.
+    log_wild = np.where(blank >= non_blank_best, log_blank, np.log(np.maximum(non_blank_best, _EPS)) - _SKIP_COST)
+    results = []
+    for name, layout in layouts.items():
+        sets = []
+        for code in layout:
+            members = [position[c] for c in _class_chars(code) if c in position]
+            if not members:
+                break
+            sets.append(members)
+        else:
+            decoding = _viterbi(pooled, log_blank, log_wild, sets, chars_needed, name)
+            if decoding is not None:
+                results.append(decoding)
+    results.sort(key=lambda d: d.log_score, reverse=True)
+    return results
+
+
+def _viterbi(
+    pooled: np.ndarray,
+    log_blank: np.ndarray,
+    log_wild: np.ndarray,
+    sets: list[list[int]],
+    chars: list[str],
+    name: str,
+) -> Decoding | None:
+    """Best CTC path spelling one character of each set in order, with skippable frames around it.
+
+    States: 0 = before the plate, then the CTC extended sequence (blank, label 1, blank, ...,
+    label L, blank), then "after the plate".  A state is entered from itself, from the state
+    before it, or (a label from the label before it, when they are different characters, and
+    "after" from the last label) from two states before.
+    """
+    frames = pooled.shape[0]
+    labels = len(sets)
+    if frames < labels:
+        return None
+    states = 2 * labels + 3
+    after = states - 1
+    label_states = np.arange(2, 2 * labels + 1, 2)
+    emission = np.empty((frames, states))
+    emission[:, 0] = log_wild
+    emission[:, after] = log_wild
+    emission[:, 1 : 2 * labels + 2 : 2] = log_blank[:, None]
+    choice = np.empty((frames, labels), dtype=np.int64)
+    # Staying in a label keeps its character: the frame scores the character the frame before chose.
+    staying = emission.copy()
+    every = np.arange(frames)
+    for k, members in enumerate(sets):
+        block = pooled[:, members]
+        best = block.argmax(axis=1)
+        choice[:, k] = np.asarray(members)[best]
+        emission[:, label_states[k]] = np.log(np.maximum(block[every, best], _EPS))
+        staying[1:, label_states[k]] = np.log(np.maximum(pooled[every[1:], choice[:-1, k]], _EPS))
+    # Jumps over one state: into a label from the label before it (different characters only),
+    # into the first label from "before", into "after" from the last label.
+    jump = np.zeros((frames, states), dtype=bool)
+    jump[:, 2] = True
+    jump[:, after] = True
+    if labels > 1:
+        jump[1:, label_states[1:]] = choice[:-1, :-1] != choice[1:, 1:]
+    score = np.full(states, -np.inf)
+    score[0], score[1], score[2] = emission[0, 0], emission[0, 1], emission[0, 2]
+    back = np.zeros((frames, states), dtype=np.int8)  # 0 stay, 1 from s-1, 2 from s-2
+    candidates = np.full((3, states), -np.inf)
+    for t in range(1, frames):
+        candidates[0] = score + staying[t]
+        candidates[1, 1:] = score[:-1] + emission[t, 1:]
+        candidates[2, 2:] = np.where(jump[t, 2:], score[:-2], -np.inf) + emission[t, 2:]
+        move = candidates.argmax(axis=0)
+        back[t] = move
+        score = candidates[move, np.arange(states)]
+    end = max((after, after - 1, after - 2), key=lambda s: score[s])
+    if not math.isfinite(score[end]):
+        return None
+    path = np.empty(frames, dtype=np.int64)
+    state = end
+    for t in range(frames - 1, -1, -1):
+        path[t] = state
+        state -= int(back[t, state])
+    return _spell(pooled, sets, chars, path, label_states, float(score[end]), name)
+
+
+def _spell(
+    pooled: np.ndarray,
+    sets: list[list[int]],
+    chars: list[str],
+    path: np.ndarray,
+    label_state: np.ndarray,
+    log_score: float,
+    name: str,
+) -> Decoding | None:
+    """Each position's character: the set member with the most probability over the frames it holds."""
+    spelled: list[CharScore] = []
+    first: int | None = None
+    last = 0
+    for k, members in enumerate(sets):
+        frames = np.flatnonzero(path == label_state[k])
+        if frames.size == 0:
+            return None
+        first = int(frames[0]) if first is None else first
+        last = int(frames[-1])
+        block = pooled[np.ix_(frames, np.asarray(members, dtype=np.int64))]
+        member = int(block.sum(axis=0).argmax())
+        peak = int(block[:, member].argmax())
+        p = float(block[peak, member])
+        share = p / max(float(block[peak].sum()), 1e-12)
+        at = (float(frames[peak]) + 0.5) / len(path)
+        spelled.append(CharScore(chars[members[member]], p, share, at))
+    frames_total = len(path)
+    span = (float(first) / frames_total, float(last + 1) / frames_total) if first is not None else (0.0, 1.0)
+    return Decoding("".join(c.char for c in spelled), name, log_score, tuple(spelled), span)
