@@ -36,7 +36,8 @@ function post(path, init) {
 }
 
 function say(text) {
-  document.getElementById("message").textContent = text || "";
+  const message = document.getElementById("message");
+  if (message) message.textContent = text || "";
 }
 
 // ------------------------------------------------------------------------------------------- photo
@@ -103,7 +104,8 @@ function failure(record, onRedriven) {
       const outcomes = Object.values(report.outcomes);
       result.textContent = outcomes.length
         ? `re-run: ${outcomes.join(", ")}` : `nothing re-run${report.kept.length ? `: ${report.kept.join("; ")}` : ""}`;
-      if (onRedriven) onRedriven();
+      if (onRedriven) await onRedriven();
+      say(`${body.id ? "redrive" : `redrive of every ${body.code}`}: ${result.textContent}`);
     } catch (error) {
       result.textContent = `redrive failed: ${error.message}`;
     } finally {
