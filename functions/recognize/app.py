@@ -34,7 +34,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     pipeline.register_lambda_context(context)  # in-progress answers expire with this invocation
     usage = UsageTally()  # also added to the day's counters in the results table (GET /usage)
     outcomes = pipeline.process_event(
-        parsed, remaining_s=lambda: context.get_remaining_time_in_millis() / 1000, usage=usage
+        parsed,
+        remaining_s=lambda: context.get_remaining_time_in_millis() / 1000,
+        usage=usage,
+        # Lambda's retries keep the request id: the retry of an invocation that wrote a record announces it.
+        request_id=context.aws_request_id,
     )
     for outcome in outcomes:
         if outcome.status:

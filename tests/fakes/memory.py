@@ -132,6 +132,7 @@ class MemoryStore:
         sequencer: str | None = None,
         replace_failed: bool = False,
         event_time: str | None = None,
+        announcer: str | None = None,
     ) -> bool:
         """Record and sightings, all or nothing; False when the record exists (unless a FAILED one is replaced).
 
@@ -139,7 +140,9 @@ class MemoryStore:
         transaction's ConditionChecks do, after noting the upload under the marker.
         """
         self._enter("create")
-        item = to_item(record, attempts=attempts, created_sort_at=created_sort_at, sequencer=sequencer)
+        item = to_item(
+            record, attempts=attempts, created_sort_at=created_sort_at, sequencer=sequencer, announcer=announcer
+        )
         # Serialise everything first, as the SDK does before sending: an unstorable item writes nothing.
         wire = _storable(item)
         sightings = [_storable(sighting) for sighting in _sightings(record, item["created_sort"])]

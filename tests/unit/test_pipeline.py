@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -27,6 +28,7 @@ from vehicle_ocr.providers.base import ProviderAnswer
 from vehicle_ocr.publishing import PublishError
 from vehicle_ocr.s3_events import REDRIVE_MARKER, ParsedEvent, parse_s3_event
 from vehicle_ocr.settings import Settings
+from vehicle_ocr.storage import ANNOUNCE_LEASE_S
 
 BUCKET = "vehicle-ocr-images"  # the bucket the sample events name
 PLATE_KEY = "plates/cam1/car.jpg"
@@ -59,6 +61,11 @@ class World:
     licence: StubRecognizer
     local: StubRecognizer
     sleeps: list[float] = field(default_factory=list)
+    clock: TickingClock = field(default_factory=TickingClock)
+
+    def a_minute_later(self) -> None:
+        """Lambda retries a failed asynchronous invocation after about a minute (then two)."""
+        self.clock.now += timedelta(minutes=1)
 
     def upload(self, key: str, body: bytes = JPEG, *, bucket: str = BUCKET) -> shapes.UploadedObject:
         """Put an object in S3 and return what its event would announce."""
@@ -104,6 +111,7 @@ def world(
     licence_stub = StubRecognizer("apizero", "vehicle_license", licence or [])
     s3, store, publisher = MemoryS3(versioned=versioned), MemoryStore(), MemoryPublisher()
     sleeps: list[float] = []
+    clock = TickingClock()
     pipeline = Pipeline(
         settings=Settings(
             results_table="t", failure_queue_url="q", event_bus_name="b", **{"providers": {}, **settings}
@@ -112,10 +120,10 @@ def world(
         store=store,
         publisher=publisher,
         recognizers={"plate": tuple(stubs[name] for name in chain), "vehicle_license": (licence_stub,)},
-        clock=TickingClock(),
+        clock=clock,
         sleep=sleeps.append,
     )
-    return World(pipeline, s3, store, publisher, stubs["tianapi"], licence_stub, stubs["local"], sleeps)
+    return World(pipeline, s3, store, publisher, stubs["tianapi"], licence_stub, stubs["local"], sleeps, clock)
 
 
 def plates(*numbers: str, provider: str = "tianapi") -> ProviderAnswer:
@@ -226,7 +234,8 @@ def test_crash_between_recording_and_announcing_is_announced_once_by_the_retry()
     assert not w.store.stored(record_id).notified
     assert w.publisher.events == []
 
-    # And Lambda's retry, then a late duplicate, deliver the same event
+    # And Lambda's retry, a minute later, then a late duplicate, deliver the same event
+    w.a_minute_later()
     (retried,) = w.pipeline.process_event(parsed)
     (late,) = w.pipeline.process_event(parsed)
 
@@ -248,6 +257,7 @@ def test_crash_after_announcing_but_before_marking_announces_again_with_the_same
     # When the object is processed, then by Lambda's retry
     with pytest.raises(ClientError):
         w.pipeline.process(obj)
+    w.a_minute_later()
     w.pipeline.process(obj)
 
     # Then the retry publishes again, as docs/contract.md allows (consumers deduplicate on detail.id), and
@@ -266,6 +276,7 @@ def test_failure_message_lost_in_a_crash_is_sent_by_the_retry():
     # When the object is processed, then processed again by Lambda's retry
     with pytest.raises(ClientError):
         w.pipeline.process(obj)
+    w.a_minute_later()
     outcome = w.pipeline.process(obj)
 
     # Then one FAILED record, one message, one call
@@ -296,6 +307,68 @@ def test_concurrent_delivery_that_records_first_announces_alone():
     assert len(w.publisher.events) == 1
 
 
+def test_duplicate_arriving_while_the_writer_announces_leaves_the_announcement_to_it():
+    # Given a terminal failure, and a duplicate delivery of the same event (another invocation) that
+    # arrives after the record was written but while the writing invocation sends its failure message
+    w = world(plate=[code(150)])
+    obj = w.upload(PLATE_KEY)
+    send = w.publisher.report_failure
+    during: list[Any] = []
+
+    def duplicate_arrives_then_send(message: dict[str, Any]) -> None:
+        during.append(w.pipeline.process(obj, request_id="duplicate-invocation"))
+        send(message)
+
+    w.publisher.report_failure = duplicate_arrives_then_send  # type: ignore[method-assign]
+
+    # When the first delivery records and announces
+    outcome = w.pipeline.process(obj, request_id="writing-invocation")
+
+    # Then the duplicate announced nothing: one failure message in all, one paid call
+    assert (outcome.status, outcome.detail) == ("FAILED", "failed")
+    assert [o.detail for o in during] == ["duplicate"]
+    assert [m["body"]["error"]["code"] for m in w.publisher.messages] == ["150"]
+    assert w.plate.calls == 1
+
+
+def test_writer_that_crashed_before_announcing_is_announced_by_its_own_retry_not_by_a_duplicate():
+    # Given an invocation that wrote its record and died before announcing
+    w = world(plate=[plates("沪A12345")])
+    obj = w.upload(PLATE_KEY)
+    w.publisher.fail_next("announce_success", PublishError("the invocation died here"))
+    with pytest.raises(PublishError):
+        w.pipeline.process(obj, request_id="writing-invocation")
+
+    # When a duplicate delivery comes first, then Lambda's retry of the writer (same request id) a minute later
+    duplicate = w.pipeline.process(obj, request_id="duplicate-invocation")
+    assert w.publisher.events == []
+    w.a_minute_later()
+    retried = w.pipeline.process(obj, request_id="writing-invocation")
+
+    # Then the outcome was announced once, by the retry, and paid once
+    assert (duplicate.detail, retried.detail) == ("duplicate", "duplicate")
+    assert len(w.publisher.events) == 1
+    assert w.plate.calls == 1
+
+
+def test_a_record_whose_writer_is_gone_for_good_is_announced_by_a_later_delivery():
+    # Given a record written by an invocation that died before announcing and ran out of retries
+    w = world(plate=[plates("沪A12345")])
+    obj = w.upload(PLATE_KEY)
+    w.publisher.fail_next("announce_success", PublishError("the invocation died here"))
+    with pytest.raises(PublishError):
+        w.pipeline.process(obj, request_id="writing-invocation")
+
+    # When another delivery of the object comes after the writer's lease (ANNOUNCE_LEASE_S)
+    w.clock.now += timedelta(seconds=ANNOUNCE_LEASE_S + 1)
+    outcome = w.pipeline.process(obj, request_id="late-duplicate")
+
+    # Then that delivery announces it, once, without paying again
+    assert outcome.detail == "duplicate"
+    assert len(w.publisher.events) == 1
+    assert w.plate.calls == 1
+
+
 def test_one_failing_object_does_not_stop_the_others_of_an_event():
     # Given an event naming three objects, and EventBridge refusing the first announcement
     w = world(plate=[plates("沪A11111"), plates("沪A33333")], licence=[licence_answer()])
@@ -306,6 +379,7 @@ def test_one_failing_object_does_not_stop_the_others_of_an_event():
     with pytest.raises(OutcomeNotRecorded) as caught:
         w.pipeline.process_event(parsed)
     announced_first = len(w.publisher.events)
+    w.a_minute_later()
     retried = w.pipeline.process_event(parsed)
 
     # Then the first invocation still recorded and announced the other two, and named the one it could not

@@ -26,7 +26,7 @@ from vehicle_ocr.recognition import CallLog, Recognition, UnusableAnswerError
 from vehicle_ocr.routing import route
 from vehicle_ocr.s3_events import ParsedEvent
 from vehicle_ocr.settings import Settings
-from vehicle_ocr.storage import ResultsStore
+from vehicle_ocr.storage import ResultsStore, StoredRecord
 from vehicle_ocr.usage import UsageCounters, UsageTally
 
 logger = Logger(child=True)
@@ -96,6 +96,7 @@ class Pipeline:
         *,
         remaining_s: Callable[[], float] | None = None,
         usage: UsageTally | None = None,
+        request_id: str | None = None,
     ) -> list[Outcome]:
         """Process every object of one S3 event; one failing object does not stop the others.
 
@@ -103,7 +104,7 @@ class Pipeline:
         """
         tally = UsageTally() if usage is None else usage
         try:
-            return self._process_objects(parsed, remaining_s, tally)
+            return self._process_objects(parsed, remaining_s, tally, request_id)
         finally:
             self._count_usage(tally)
 
@@ -117,7 +118,11 @@ class Pipeline:
             logger.exception("usage counters not updated", extra={"usage": tally.counts})
 
     def _process_objects(
-        self, parsed: ParsedEvent, remaining_s: Callable[[], float] | None, tally: UsageTally
+        self,
+        parsed: ParsedEvent,
+        remaining_s: Callable[[], float] | None,
+        tally: UsageTally,
+        request_id: str | None,
     ) -> list[Outcome]:
         for malformed in parsed.malformed:
             logger.error("malformed S3 event record", extra={"reason": malformed.reason})
@@ -133,7 +138,12 @@ class Pipeline:
             logger.thread_safe_append_keys(object_key=obj.key, record_id=obj.record_id)
             try:
                 outcome = self.process(
-                    obj, remaining_s=remaining_s, redrive=parsed.redrive, redrive_id=parsed.redrive_id, usage=tally
+                    obj,
+                    remaining_s=remaining_s,
+                    redrive=parsed.redrive,
+                    redrive_id=parsed.redrive_id,
+                    usage=tally,
+                    request_id=request_id,
                 )
             except (TransientFailure, AnswerInProgress) as exc:
                 logger.warning("transient failure; Lambda will retry the invocation", extra={"reason": str(exc)})
@@ -168,6 +178,7 @@ class Pipeline:
         redrive: bool = False,
         redrive_id: str | None = None,
         usage: UsageTally | None = None,
+        request_id: str | None = None,
     ) -> Outcome:
         """Drive one object to its terminal outcome.
 
@@ -193,7 +204,7 @@ class Pipeline:
                 history = self._store.start_redrive(obj.record_id, redrive_id or uuid.uuid4().hex, history)
             else:
                 # A duplicate delivery or a retry after a crash: never call the upstream again.
-                if not stored.notified:
+                if not stored.notified and not self._left_to_its_writer(stored, request_id):
                     self._store.put_sightings(stored)  # a crash may have left some unwritten
                     self._announce(stored.record, stored.attempts)
                 return Outcome(obj.record_id, obj.key, stored.record["status"], "duplicate", stored.record["kind"])
@@ -212,6 +223,7 @@ class Pipeline:
                 sequencer=obj.sequencer,
                 replace_failed=replacing,
                 event_time=obj.event_time,
+                announcer=request_id,
             )
         except SubjectErased:
             # `vehicle-ocr erase` ran while this upload was recognised: record nothing, keep no paid answer.
@@ -299,6 +311,19 @@ class Pipeline:
         if self._answers is None:
             return ""
         return self._answers.key(kind=kind, provider=recognizer.name, sha256=sha256, record_id=obj.record_id)
+
+    def _left_to_its_writer(self, stored: StoredRecord, request_id: str | None) -> bool:
+        """Whether an unannounced record found by another delivery is for its writer to announce.
+
+        A concurrent duplicate delivery finds the record between its writer's write and announcement:
+        announcing there too would send the failure message or success event twice. The writer announces
+        it, or, if it crashed, Lambda's retry of the writer's invocation does: retries keep the request
+        id, so that retry announces here. Past ANNOUNCE_LEASE_S the writer is presumed gone for good
+        (out of retries) and any delivery announces.
+        """
+        if stored.announcer is None or stored.announcer == request_id:
+            return False
+        return stored.being_announced(self._clock())
 
     def _forget_answers(self, obj: shapes.UploadedObject, record: shapes.Record) -> None:
         kind, sha256 = record["kind"], record["source"]["sha256"]

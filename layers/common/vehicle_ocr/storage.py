@@ -54,11 +54,16 @@ INTERNAL_ATTRIBUTES = (
     "object_sequence",
     "created_sort",
     "notified_at",
+    "announcer",
+    "announce_until",
     "attempts",
     "expires_at",
 )
 # S3 sequencers are hex strings of varying length: right-pad with zeros, then compare as text.
 SEQUENCER_WIDTH = 32
+# How long an unannounced record is left to the invocation that wrote it (and to that invocation's
+# retries, which Lambda makes 1 and 2 minutes apart) before another delivery announces it instead.
+ANNOUNCE_LEASE_S = 15 * 60
 # Bookkeeping items expire on their own (the table's TTL attribute).
 BOOKKEEPING_TTL_S = 14 * 24 * 3600
 DAY_S = 24 * 3600
@@ -111,6 +116,7 @@ class ResultsStore:
         sequencer: str | None = None,
         replace_failed: bool = False,
         event_time: str | None = None,
+        announcer: str | None = None,
     ) -> bool:
         """Write record and sightings atomically.  False when the record already existed.
 
@@ -123,6 +129,7 @@ class ResultsStore:
             created_sort_at=created_sort_at,
             sequencer=sequencer,
             retention_days=self.record_retention_days,
+            announcer=announcer,
         )
         condition = "attribute_not_exists(pk)"
         values: dict[str, Any] = {}
@@ -271,16 +278,24 @@ class StoredRecord:
         attempts: int,
         created_sort: str = "",
         expires_at: int | None = None,
+        announce_until: int | None = None,
+        announcer: str | None = None,
     ):
         self.record = record
         self.notified_at = notified_at  # ISO time the outcome was announced; None until then
         self.attempts = attempts
         self.created_sort = created_sort
         self.expires_at = expires_at  # TTL (epoch seconds) its sightings must share; None: kept forever
+        self.announcer = announcer  # request id of the invocation that wrote it; None: anyone announces
+        self.announce_until = announce_until  # epoch seconds: until then, left to that invocation
 
     @property
     def notified(self) -> bool:
         return bool(self.notified_at)
+
+    def being_announced(self, now: datetime) -> bool:
+        """Whether it is still left to the invocation that wrote it to announce (see ANNOUNCE_LEASE_S)."""
+        return not self.notified and self.announce_until is not None and now.timestamp() < self.announce_until
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> StoredRecord:
@@ -290,6 +305,8 @@ class StoredRecord:
             attempts=int(item.get("attempts") or 1),
             created_sort=item.get("created_sort", ""),
             expires_at=int(item["expires_at"]) if item.get("expires_at") is not None else None,
+            announce_until=int(item["announce_until"]) if item.get("announce_until") is not None else None,
+            announcer=item.get("announcer"),
         )
 
 
@@ -300,6 +317,7 @@ def to_item(
     created_sort_at: datetime,
     sequencer: str | None = None,
     retention_days: int | None = None,
+    announcer: str | None = None,
 ) -> dict[str, Any]:
     item = dict(record)
     # Millisecond time then id: newest-first listings with a total, stable order.
@@ -312,6 +330,9 @@ def to_item(
         created_sort=created_sort,
         attempts=attempts,
     )
+    if announcer:
+        # Who announces it: the writing invocation's request id, which Lambda's retries keep.
+        item.update(announcer=announcer, announce_until=int(created_sort_at.timestamp()) + ANNOUNCE_LEASE_S)
     if retention_days:
         # The table's TTL attribute: DynamoDB deletes the item (usually within days) once this has passed.
         item["expires_at"] = int(created_sort_at.timestamp()) + retention_days * DAY_S
