@@ -72,7 +72,7 @@ bench: install
 	$(BIN)/python -m bench
 
 demo: install-local
-	$(BIN)/vehicle-ocr demo
+	$(BIN)/vehicle-ocr demo --screenshot docs/console.png
 
 up: install-local
 	$(BIN)/vehicle-ocr up

@@ -10,7 +10,7 @@ vehicle-ocr erase (--plate N | --vin V | --bucket B --key K) [--yes]
                                                        remove everything held about a vehicle or an object
 vehicle-ocr invoke EVENT.json [--function F]            a function's real handler on an event, against a
                                                        running stack (`sam local invoke` without Docker)
-vehicle-ocr console [--stack NAME | --endpoint URL] [--port 8030]
+vehicle-ocr console [--stack NAME | --local | --endpoint URL] [--port 8030]
                                                        the results console in a browser, on 127.0.0.1 only
 vehicle-ocr recognize PATH... [--kind K] [--provider P] [--json]
                                                        image files recognised on this machine, no stack
@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--concurrency", type=int, default=2, help="recognitions at once (default 2)")
     demo.add_argument("--timeout", type=float, default=900, help="seconds to wait for every sample")
+    demo.add_argument(
+        "--screenshot", type=Path, metavar="PNG", help="also picture the console's main page there (chromium)"
+    )
 
     upload = commands.add_parser("upload", help="upload images into a running stack")
     upload.add_argument("files", nargs="+", type=Path)
@@ -143,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     console.add_argument("--stack", help="a deployed CloudFormation stack, with your AWS credentials")
     console.add_argument("--endpoint", help=f"the local stack's AWS endpoint (default {DEFAULT_AWS})")
+    console.add_argument("--local", action="store_true", help="the local stack at its default endpoint (the default)")
     console.add_argument("--port", type=int, default=8030, help="the console's port on 127.0.0.1 (default 8030)")
     recognize_files.add_parser(commands)
     return parser
@@ -244,9 +248,24 @@ def run_demo(args: argparse.Namespace) -> int:
             f"{len(files)} uploaded, {done} processed: {succeeded} SUCCEEDED, {len(records) - succeeded} FAILED"
             + (f", {stack.stats.dead_lettered} invocations dead-lettered" if stack.stats.dead_lettered else "")
         )
+        if args.screenshot:
+            console.print(console_screenshot(f"{stack.api_url}/console/", args.screenshot))
         return 0 if done >= len(files) else 1
     finally:
         stack.stop()
+
+
+def console_screenshot(url: str, path: Path) -> str:
+    """Picture the console's main page; one line saying where, or why there is none (never a failure)."""
+    import subprocess
+
+    from vehicle_ocr_local.console.screenshot import INSTALL_HINT, screenshot
+
+    try:
+        taken = screenshot(url, path)
+    except (OSError, subprocess.SubprocessError) as error:
+        return f"console screenshot not taken: chromium failed ({error})"
+    return f"console screenshot: {path}" if taken else f"console screenshot not taken: {INSTALL_HINT}"
 
 
 def fetch_all(api_url: str, limit: int | None = None, **filters: str) -> list[dict[str, Any]]:
@@ -487,8 +506,9 @@ def run_console(args: argparse.Namespace) -> int:
     from vehicle_ocr_local.console.backend import deployed_backend, local_backend
     from vehicle_ocr_local.console.server import ConsoleServer
 
-    if args.stack and args.endpoint:
-        raise UsageError("--stack (a deployed stack) and --endpoint (the local stack) exclude each other: give one")
+    if args.stack and (args.endpoint or args.local):
+        local = "--endpoint" if args.endpoint else "--local"
+        raise UsageError(f"--stack (a deployed stack) and {local} (the local stack) exclude each other: give one")
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port {args.port}: not a port number")
     # Resolved before serving, so that a stack that is not there is one line now, not an error page later.

@@ -166,6 +166,7 @@ def test_console_mistakes_are_one_line(running):
     # Given nothing listening on an endpoint, both --stack and --endpoint, and a port already taken
     nothing = run_cli("console", "--endpoint", f"http://127.0.0.1:{free_port()}", timeout=60)
     both = run_cli("console", "--stack", "prod", "--endpoint", running.aws_endpoint)
+    local_too = run_cli("console", "--stack", "prod", "--local")
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -174,4 +175,27 @@ def test_console_mistakes_are_one_line(running):
     # Then each ends with one line saying what to do, and a non-zero status
     assert_one_line_error(nothing, 1, "nothing answers", "vehicle-ocr up")
     assert_one_line_error(both, 2, "--stack", "--endpoint")
+    assert_one_line_error(local_too, 2, "--stack", "--local")
     assert_one_line_error(busy, 1, "already in use", "--port")
+
+
+@pytest.mark.parametrize(
+    ("host", "local"),
+    [
+        ("127.0.0.1:3000", True),
+        ("localhost", True),
+        ("LOCALHOST:8030", True),
+        ("[::1]:8030", True),
+        ("127.1.2.3", True),
+        ("localhost.evil.example", False),
+        ("127.0.0.1.nip.io:3000", False),
+        ("evil.example:3000", False),
+        ("192.168.1.5:3000", False),
+        ("", False),
+    ],
+)
+def test_only_loopback_names_count_as_this_machine(host, local):
+    # Given a Host header, when the console asks whether it names this machine's loopback, then only loopback does
+    from vehicle_ocr_local.console.app import is_local_host
+
+    assert is_local_host(host) is local

@@ -168,3 +168,14 @@ def test_filter_and_the_record_page_keep_owner_and_address_to_the_record(running
     page = wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#record-page .field-owner"), "record page")
     assert DEFAULT_VEHICLE_LICENSE["owner"] in page[0].text
     assert browser.current_url.endswith(f"#/record/{licence_id}")
+
+
+def test_demo_screenshot_pictures_the_console(running, tmp_path):
+    # Given the console with records, when `vehicle-ocr demo --screenshot` pictures it (its function, here)
+    from vehicle_ocr_local.cli import console_screenshot
+
+    line = console_screenshot(f"{running.api_url}/console/", tmp_path / "console.png")
+
+    # Then a PNG of the page is written, and the line says where
+    assert line == f"console screenshot: {tmp_path / 'console.png'}"
+    assert (tmp_path / "console.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -4,6 +4,8 @@
 
 const API = "api";
 const PERSONAL = ["owner", "address"];
+// A listing shows what identifies the vehicle; the record's own page shows every field (owner and address too).
+const LISTED_LICENCE_FIELDS = ["plate_number", "vehicle_type", "model", "vin", "register_date"];
 const LICENCE_FIELDS = [
   "plate_number", "vehicle_type", "owner", "address", "use_character", "model", "vin", "engine_number",
   "register_date", "issue_date", "license_issuing_authority", "document_id", "approved_passengers",
@@ -86,7 +88,7 @@ function plates(record) {
 function licence(record, everything) {
   const fields = record.vehicle_license;
   if (!fields) return null;
-  const rows = LICENCE_FIELDS
+  const rows = (everything ? LICENCE_FIELDS : LISTED_LICENCE_FIELDS)
     .filter((name) => everything || !PERSONAL.includes(name))
     .filter((name) => fields[name] !== undefined && fields[name] !== null && fields[name] !== "")
     .map((name) => el("div", { class: `field field-${name}` }, el("dt", {}, name.replaceAll("_", " ")), el("dd", {}, fields[name])));
