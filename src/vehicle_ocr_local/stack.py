@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -210,6 +211,9 @@ class SerializedMotoServer(ThreadedMotoServer):
         self._option = option
 
     def _make_app(self) -> Callable[..., Any]:
+        from vehicle_ocr_local.emulator import patch_moto
+
+        patch_moto()  # transactions that do not copy whole tables (see there)
         app = DomainDispatcherApplication(create_backend_app)
         lock = threading.Lock()
 
@@ -224,16 +228,15 @@ class SerializedMotoServer(ThreadedMotoServer):
     def start(self) -> None:
         sock = listening_socket(self._ip_address, self._port, self._option)
         try:
-            self._server = make_server(
-                self._ip_address,
-                self._port,
-                self._make_app(),
-                True,
-                request_handler=MotoRequestHandler,
-                fd=sock.fileno(),  # werkzeug serves a duplicate of this socket
-            )
+            self.serve_socket(sock.fileno())
         finally:
             sock.close()
+
+    def serve_socket(self, fd: int) -> None:
+        """Serve, from a thread, on the listening socket ``fd`` (werkzeug serves a duplicate of it)."""
+        self._server = make_server(
+            self._ip_address, self._port, self._make_app(), True, request_handler=MotoRequestHandler, fd=fd
+        )
         self._port = self._server.port
         self._thread = threading.Thread(target=self._server.serve_forever, name="local-moto-server", daemon=True)
         self._thread.start()
@@ -256,6 +259,56 @@ class SerializedMotoServer(ThreadedMotoServer):
             thread.join(timeout=30)
         self._server = None
         self._thread = None
+
+
+class EmulatorProcess:
+    """The stack's SerializedMotoServer in a child process (``python -m vehicle_ocr_local.emulator``).
+
+    Everything in the stack's process (dispatchers, handlers, boto3) and the emulator would
+    otherwise share one interpreter, and so one core: a burst of uploads then drained at half
+    the provider's limit. The port is bound here, in the caller's thread, and handed down, so a
+    taken port still raises :class:`PortInUseError` at once; the child ends when its standard
+    input closes, so it never outlives the stack (a crash included).
+    """
+
+    def __init__(self, ip_address: str = "127.0.0.1", port: int = 0, option: str = "--aws-port"):
+        self._ip_address, self._port, self._option = ip_address, port, option
+        self._process: subprocess.Popen[str] | None = None
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    def start(self) -> None:
+        sock = listening_socket(self._ip_address, self._port, self._option)
+        try:
+            self._port = sock.getsockname()[1]
+            self._process = subprocess.Popen(  # noqa: S603 - this interpreter, our module
+                [sys.executable, "-m", "vehicle_ocr_local.emulator", str(sock.fileno())],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                pass_fds=(sock.fileno(),),
+            )
+        finally:
+            sock.close()
+        if self._process.stdout is None or self._process.stdout.readline().strip() != "ready":
+            self.stop()
+            raise RuntimeError("the local AWS emulator did not start")
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if process.stdin is not None:
+            process.stdin.close()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
 
 
 def notification_matches(notification: Mapping[str, Any], event_name: str, key: str) -> bool:
@@ -393,7 +446,7 @@ class LocalStack:
         self.stats = DispatchStats()
         self.resources: LocalResources | None = None
         self.providers: dict[str, str] = {}
-        self._moto: SerializedMotoServer | None = None
+        self._moto: EmulatorProcess | None = None
         self._api: LocalApiServer | None = None
         self._workers: list[threading.Thread] = []
         self._stopping = threading.Event()
@@ -438,7 +491,7 @@ class LocalStack:
             log.setLevel(logging.INFO)
         # Both ports first, before anything slow: a second `vehicle-ocr up` fails in a moment.
         check_port_free(config.host, config.api_port, "--api-port")
-        moto = SerializedMotoServer(ip_address=config.host, port=config.aws_port, option="--aws-port")
+        moto = EmulatorProcess(ip_address=config.host, port=config.aws_port, option="--aws-port")
         moto.start()
         self._moto = moto
         host = f"[{config.host}]" if ":" in config.host else config.host

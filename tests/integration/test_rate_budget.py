@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from vehicle_ocr.rate_budget import RateBudget
+from vehicle_ocr.rate_budget import LEAD_BOUNDS_S, RateBudget
 
 pytestmark = pytest.mark.slow
 
@@ -61,7 +61,8 @@ def test_instances_drawing_at_once_get_distinct_slots_one_interval_apart(stack):
     ordered = sorted(slots)
     assert len(set(slots)) == INSTANCES * DRAWS_EACH
     assert min(b - a for a, b in itertools.pairwise(ordered)) >= interval
-    assert ordered[-1] - ordered[0] == (INSTANCES * DRAWS_EACH - 1) * interval  # and none wasted
+    # and none wasted, but for the first draws' lead (a slot is asked for a round trip ahead of now)
+    assert ordered[-1] - ordered[0] <= (INSTANCES * DRAWS_EACH - 1) * interval + LEAD_BOUNDS_S[1] * 1e6
     # And each draw cost one or two requests (a wrong guess about the item is corrected once)
     assert sum(budget.requests for budget in budgets) <= 2 * INSTANCES * DRAWS_EACH
 

@@ -44,8 +44,9 @@ SAFETY = 0.95
 LATE_S = 0.025
 # After this many late wake-ups in a row the call goes anyway (a refusal is then retried with backoff).
 MAX_REDRAWS = 5
-# A guess and its correction, twice over (the item changed between them): more means something is wrong.
-MAX_REQUESTS_PER_DRAW = 4
+# A draw asks for one earliest slot, and next_us only grows: a wrong guess (ADD refused, next_us behind
+# it) and a lost race (SET refused, someone moved next_us past it) leave an ADD that cannot be refused.
+MAX_REQUESTS_PER_DRAW = 3
 # A slot is drawn this far ahead of now: twice the draw's round trip as lately seen (a slot that came
 # while its answer was on the way would be late), within these bounds; first guess: a new connection's.
 LEAD_BOUNDS_S = (0.002, 0.25)
@@ -120,7 +121,6 @@ class RateBudget:
             append = found > now_us  # the item as the failed condition found it
             with self._lock:
                 self._seen_next_us = found
-            now_us = self._earliest_us()
         raise RuntimeError(f"{self.provider} rate budget: no slot after {MAX_REQUESTS_PER_DRAW} requests")
 
     def _append(self, now_us: int) -> _Slot | int:

@@ -1,0 +1,168 @@
+"""The local stack's emulated AWS in a process of its own.
+
+    python -m vehicle_ocr_local.emulator FD
+
+Serves :class:`~vehicle_ocr_local.stack.SerializedMotoServer` (one request at a time: moto is
+not thread-safe) on the listening socket inherited as file descriptor FD, prints ``ready`` and
+runs until its standard input closes: the stack stopped, or died. The stack binds the socket
+itself, so a taken port fails there, at once. In its own process, the emulator's work and the
+functions' (boto3, the handlers) each get a core instead of sharing one interpreter.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import logging
+import signal
+import sys
+from typing import Any
+
+
+def main(argv: list[str]) -> int:
+    # Ctrl-C reaches the whole process group: the stack stops this process by closing its input.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
+    from vehicle_ocr_local.stack import SerializedMotoServer
+
+    server = SerializedMotoServer()
+    server.serve_socket(int(argv[0]))
+    print("ready", flush=True)
+    sys.stdin.read()
+    server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
+
+
+def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+    """moto's ``DynamoDBBackend.transact_write_items``, rolled back item by item instead of table by table.
+
+    moto deep-copies every table a transaction names, for each of its operations, before doing
+    anything: with the results table's few thousand items that is a tenth of a second per
+    record written, growing with the table. Here only the items the transaction changes are
+    copied, before their first change, and put back if it fails. The checks and errors are
+    moto's own (the code below follows moto 5's). Safe because the server runs one request at
+    a time: nothing else changes the items between the check and the write.
+    """
+    from moto.dynamodb.comparisons import get_filter_expression
+    from moto.dynamodb.exceptions import (
+        ConditionalCheckFailed,
+        MockValidationException,
+        MultipleTransactionsException,
+        TooManyTransactionsException,
+        TransactionCanceledException,
+        TransactWriteSingleOpException,
+    )
+
+    if len(transact_items) > 100:
+        raise TooManyTransactionsException()
+    saved: dict[tuple[str, str], tuple[str, dict[str, Any], Any]] = {}  # item -> as it was before
+
+    def remember(table_name: str, key: dict[str, Any]) -> None:
+        identity = (table_name, str(sorted(key.items())))
+        if identity not in saved:
+            saved[identity] = (table_name, key, copy.deepcopy(self.get_item(table_name, key)))
+
+    def roll_back() -> None:
+        for table_name, key, item in saved.values():
+            if item is not None:
+                self.put_item(table_name, item.to_json()["Attributes"])
+            elif self.get_item(table_name, key) is not None:
+                self.delete_item(table_name, key)
+
+    targets: set[tuple[str, str]] = set()
+    errors: list[tuple[str | None, str | None, dict[str, Any] | None]] = []
+    for item in transact_items:
+        original_item: dict[str, Any] | None = None
+        if len(item) > 1:
+            raise TransactWriteSingleOpException
+        try:
+            op_type, op = next(iter(item.items()))
+            if op_type not in {"ConditionCheck", "Put", "Delete", "Update"}:
+                raise ValueError("Unsupported transaction operation")
+            table_name = op["TableName"]
+            condition = op.get("ConditionExpression")
+            names, values = op.get("ExpressionAttributeNames"), op.get("ExpressionAttributeValues")
+            if op_type == "Put":
+                table = self.get_table(table_name)
+                key = {table.hash_key_attr: op["Item"][table.hash_key_attr]}
+                if table.range_key_attr is not None:
+                    key[table.range_key_attr] = op["Item"][table.range_key_attr]
+            else:
+                key = op["Key"]
+            target = (str(table_name), str(dict(sorted(key.items()))))
+            if target in targets:
+                raise MultipleTransactionsException()
+            targets.add(target)
+            current = self.get_item(table_name, key)
+            if condition is not None and not get_filter_expression(condition, names, values).expr(current):
+                if op.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD" and current:
+                    original_item = current.to_json()["Attributes"]
+                raise ConditionalCheckFailed(item=original_item)
+            if op_type != "ConditionCheck":
+                remember(table_name, key)
+            common = {
+                "condition_expression": condition,
+                "expression_attribute_names": names,
+                "expression_attribute_values": values,
+            }
+            if op_type == "Put":
+                self.put_item(table_name, op["Item"], **common)
+            elif op_type == "Delete":
+                self.delete_item(table_name, key, **common)
+            elif op_type == "Update":
+                self.update_item(table_name, key, update_expression=op["UpdateExpression"], **common)
+            errors.append((None, None, None))
+        except (MultipleTransactionsException, MockValidationException):
+            roll_back()
+            raise
+        except ConditionalCheckFailed as failed:
+            errors.append(("ConditionalCheckFailed", str(failed.message), original_item))
+        except Exception as error:  # moto reports any other failure of an operation the same way
+            errors.append((type(error).__name__, str(error), original_item))
+    if any(code is not None for code, _, _ in errors):
+        roll_back()
+        raise TransactionCanceledException(errors)
+
+
+def _versions_under_prefix(original: Any) -> Any:
+    """moto's ``S3Backend.list_object_versions``, deep-copying only the keys under the prefix.
+
+    moto deep-copies every version of every key in the bucket (their bytes included) and then
+    keeps those under the prefix: the stack lists one key's versions per event, so a burst of
+    uploads cost more with each image. The listing is unchanged: the same call on a bucket that
+    holds only the keys under the prefix (one request at a time, so nothing sees the swap).
+    """
+
+    @functools.wraps(original)
+    def list_object_versions(self: Any, bucket_name: str, *args: Any, **kwargs: Any) -> Any:
+        prefix = kwargs.get("prefix") or (args[3] if len(args) > 3 else "")
+        bucket = self.get_bucket(bucket_name)
+        if not prefix:
+            return original(self, bucket_name, *args, **kwargs)
+        everything = bucket.keys
+        narrowed = type(everything)()
+        for name, versions in everything.iterlists():
+            if name.startswith(prefix):
+                dict.__setitem__(narrowed, name, versions)  # as stored: no disposal, no copy
+        bucket.keys = narrowed
+        try:
+            return original(self, bucket_name, *args, **kwargs)
+        finally:
+            bucket.keys = everything
+
+    list_object_versions.narrowed = True  # type: ignore[attr-defined]
+    return list_object_versions
+
+
+def patch_moto() -> None:
+    """Give moto (in this process) the transactions and version listings above; idempotent."""
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.s3.models import S3Backend
+
+    DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+    if not getattr(S3Backend.list_object_versions, "narrowed", False):
+        S3Backend.list_object_versions = _versions_under_prefix(S3Backend.list_object_versions)  # type: ignore[method-assign]
