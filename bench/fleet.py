@@ -1,6 +1,6 @@
 """A fleet of RecognizeFunction instances as Lambda runs it: one process per instance, AWS in another.
 
-The emulator (bench/emulator.py) and each instance (bench/instance.py) run in processes of
+The emulator (the local stack's) and each instance (bench/instance.py) run in processes of
 their own; the local upstream runs in the benchmark's process, where it judges the rate limit
 by its own clock. Events are handed to whichever instance is free, one at a time each, as
 Lambda's asynchronous poller does up to the function's reserved concurrency.
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import queue
 import subprocess
 import sys
@@ -20,35 +19,24 @@ from typing import IO, Any
 
 import boto3
 
-from bench.common import REGION, ROOT, aws_environment
-from vehicle_ocr_local.stack import free_port
+from bench.common import REGION, ROOT
+from vehicle_ocr_local.stack import EmulatorProcess
 
 
 class Emulator:
-    """The local stack's serialised moto server, in its own process."""
+    """The local stack's emulated AWS, in its own process (``vehicle_ocr_local.stack.EmulatorProcess``)."""
 
     def __init__(self) -> None:
-        self.port = free_port()
-        self.endpoint = f"http://127.0.0.1:{self.port}"
-        self._process: subprocess.Popen[str] | None = None
+        self._process = EmulatorProcess()
+        self.endpoint = ""
 
     def __enter__(self) -> Emulator:
-        self._process = subprocess.Popen(  # noqa: S603 - this interpreter, our module
-            [sys.executable, "-m", "bench.emulator", str(self.port)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            cwd=ROOT,
-            env={**os.environ, **aws_environment(self.endpoint)},
-        )
-        assert self._process.stdout is not None
-        if self._process.stdout.readline().strip() != "ready":
-            raise RuntimeError("the emulator did not start")
+        self._process.start()
+        self.endpoint = f"http://127.0.0.1:{self._process.port}"
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        if self._process is not None:
-            _stop(self._process)
+        self._process.stop()
 
     def session(self) -> boto3.Session:
         return boto3.Session(region_name=REGION)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import functools
 import logging
+import os
 import signal
 import sys
 from typing import Any
@@ -28,6 +29,8 @@ def main(argv: list[str]) -> int:
     server = SerializedMotoServer()
     server.serve_socket(int(argv[0]))
     print("ready", flush=True)
+    # Nobody reads the pipe after that line: anything printed later would fill it and stall the server.
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     sys.stdin.read()
     server.stop()
     return 0
