@@ -99,6 +99,8 @@ class Report:
     license_fields: Tally = field(default_factory=Tally)
     expected_errors: Tally = field(default_factory=Tally)
     extra_plates: int = 0
+    returned_plates: int = 0
+    wrong_plates: int = 0
     unreadable_plates: int = 0
     plate_colors_of_read: Tally = field(default_factory=Tally)
     scored_ms: list[float] = field(default_factory=list)
@@ -107,6 +109,10 @@ class Report:
     misses: list[dict[str, Any]] = field(default_factory=list)
     timing: dict[str, Any] = field(default_factory=dict)
     peak_rss_mb: float = 0.0
+
+    @property
+    def wrong_per_50_returned(self) -> float | None:
+        return round(50.0 * self.wrong_plates / self.returned_plates, 2) if self.returned_plates else None
 
     @property
     def wrong_plates_per_50(self) -> float | None:
@@ -130,6 +136,9 @@ class Report:
             "unreadable_plates": self.unreadable_plates,
             "plate_colors_of_read_pct": self.plate_colors_of_read.pct,
             "wrong_plates_per_50_images": self.wrong_plates_per_50,
+            "returned_plates": self.returned_plates,
+            "wrong_plates": self.wrong_plates,
+            "wrong_plates_per_50_returned": self.wrong_per_50_returned,
             "scored_ms_per_image": round(statistics.fmean(self.scored_ms), 1) if self.scored_ms else None,
             "license_fields": self.license_fields.total,
             "license_fields_exact": self.license_fields.right,
@@ -174,6 +183,7 @@ def score_plates(
         if hit is not None:
             unmatched.remove(hit)
         wanted.append((plate, number, hit))
+    not_in_truth = len(unmatched)
     # A plate read wrongly is still paired with its truth (in order) to judge its colour.
     for plate, number, hit in wanted:
         report.plate_numbers.add(hit is not None)
@@ -196,6 +206,9 @@ def score_plates(
     # What the engine returned beyond the truth is wrong, except up to ``unreadable`` plates.
     report.unreadable_plates += unreadable
     report.extra_plates += max(0, len(unmatched) - unreadable)
+    # Every returned plate that is no plate of the truth is wrong (read wrongly, or not there at all).
+    report.returned_plates += len(predicted)
+    report.wrong_plates += max(0, not_in_truth - unreadable)
 
 
 def score_license(report: Report, name: str, truth_fields: Mapping[str, Any], payload: Mapping[str, Any]) -> None:
@@ -214,6 +227,7 @@ def evaluate(
     samples: Path = DEFAULT_SAMPLES,
     runs: int = 3,
     log: Callable[[str], None] | None = None,
+    kinds: tuple[str, ...] = ("plate", "vehicle_license"),
 ) -> Report:
     """Run the engine over every labelled sample; ``runs`` > 0 also times engine vs raw rapidocr.
 
@@ -223,7 +237,7 @@ def evaluate(
     """
     from vehicle_ocr_local.engine import LocalPlateRecognizer, LocalVehicleLicenseRecognizer, raw_ocr
 
-    truth = load_truth(samples)
+    truth = {name: entry for name, entry in load_truth(samples).items() if entry["kind"] in kinds}
     recognizers = {"plate": LocalPlateRecognizer(), "vehicle_license": LocalVehicleLicenseRecognizer()}
     report = Report(samples=str(samples))
     images: list[tuple[str, bytes, str, Mapping[str, Any]]] = []
@@ -352,6 +366,10 @@ def print_report(report: Report, verbose: bool = False) -> None:
         f"({report.plate_colors_of_read.right}/{report.plate_colors_of_read.total})"
     )
     print(
+        f"wrong plates returned: {report.wrong_plates} of {report.returned_plates} "
+        f"({summary['wrong_plates_per_50_returned']} per 50 returned; target at most 1)"
+    )
+    print(
         f"extra plates reported: {report.extra_plates} "
         f"({summary['wrong_plates_per_50_images']} wrong plates per 50 plate images"
         + (f"; {report.unreadable_plates} unreadable plates not counted)" if report.unreadable_plates else ")")
@@ -388,11 +406,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="timed runs per image and engine (0: no timing)")
     parser.add_argument("--json", type=Path, help="write the summary here")
     parser.add_argument("-v", "--verbose", action="store_true", help="print every miss")
+    parser.add_argument(
+        "--kind", choices=("plate", "vehicle_license"), action="append", help="only these kinds (default: both)"
+    )
     args = parser.parse_args(argv)
     if not (args.samples / "ground_truth.json").is_file():
         print(f"no ground truth: {args.samples / 'ground_truth.json'}", file=sys.stderr)
         return 2
-    report = evaluate(args.samples, runs=args.runs, log=print)
+    kinds = tuple(args.kind) if args.kind else ("plate", "vehicle_license")
+    report = evaluate(args.samples, runs=args.runs, log=print, kinds=kinds)
     print_report(report, verbose=args.verbose)
     if args.json:
         args.json.write_text(json.dumps(report.summary(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")

@@ -133,6 +133,35 @@ def test_a_clean_blue_plate_is_read_with_its_colour(plates):
     plate = normalize_plate(answer.payload[0])
     assert (plate["number"], plate["color"], plate["valid"]) == ("沪A12345", "blue", True)
     assert 0.5 < plate["confidence"] <= 1.0
+    # And the engine says where the plate is: [x1, y1, x2, y2] in the photo's pixels, on the pasted plate
+    x1, y1, x2, y2 = answer.payload[0]["box"]
+    assert 250 <= x1 < x2 <= 550 and 280 <= y1 < y2 <= 375
+
+
+@needs_font
+def test_the_box_is_in_the_photos_own_pixels_when_the_photo_was_downscaled(plates):
+    # Given a photo larger than the engine works on (it is halved before OCR)
+    scene = Image.open(io.BytesIO(plate_photo("沪A·12345", BLUE, WHITE)))
+    big = scene.resize((scene.width * 5, scene.height * 5))
+    # When it is read, Then the box is on the plate in the photo as uploaded, not in the halved copy
+    [raw] = plates.recognize(jpeg(big)).payload
+    x1, y1, x2, y2 = raw["box"]
+    assert 1250 <= x1 < x2 <= 2750 and 1400 <= y1 < y2 <= 1875
+
+
+@needs_font
+def test_a_red_suffix_outside_the_detectors_box_is_still_read(plates):
+    # Given a white police plate whose 警 is printed in red, a little apart from the serial
+    plate = Image.new("RGB", (470, 140), WHITE)
+    draw = ImageDraw.Draw(plate)
+    draw.rounded_rectangle((5, 5, 464, 134), radius=10, outline=BLACK, width=4)
+    draw.text((30, 72), "京A·0321", font=font(84), fill=BLACK, anchor="lm")
+    draw.text((372, 72), "警", font=font(84), fill=(200, 20, 30), anchor="lm")
+    scene = Image.new("RGB", (800, 500), (96, 98, 104))
+    scene.paste(plate.resize((320, 95)), (240, 280))
+    # When it is read, Then the suffix is part of the number and the plate is white
+    [raw] = plates.recognize(jpeg(scene)).payload
+    assert (normalize_plate(raw)["number"], raw["color"]) == ("京A0321警", "white")
 
 
 @needs_font

@@ -75,10 +75,15 @@ class OcrLine:
 
 @dataclass(frozen=True)
 class Page:
-    """A decoded image (RGB, possibly downscaled) and the text lines found on it, in its coordinates."""
+    """A decoded image (RGB, possibly downscaled) and the text lines found on it, in its coordinates.
+
+    ``scale`` is the size of the photo as uploaded (EXIF-rotated) over the size of ``rgb``: a box
+    on the page times ``scale`` is in the photo's own pixels.
+    """
 
     rgb: np.ndarray
     lines: tuple[OcrLine, ...]
+    scale: float = 1.0
 
 
 def _silence_rapidocr() -> None:
@@ -119,6 +124,11 @@ def load_count() -> int:
 
 def decode_image(image: bytes) -> np.ndarray:
     """RGB pixels (H x W x 3, uint8), EXIF-rotated, longest side at most MAX_SIDE; IMAGE_CORRUPT otherwise."""
+    return _decode(image)[0]
+
+
+def _decode(image: bytes) -> tuple[np.ndarray, float]:
+    """decode_image's pixels, and the photo's longest side (EXIF-rotated) over theirs."""
     if not isinstance(image, bytes | bytearray | memoryview) or not image:
         raise PipelineError(PROVIDER, "IMAGE_CORRUPT", "no image data")
     try:
@@ -130,6 +140,7 @@ def decode_image(image: bytes) -> np.ndarray:
                     PROVIDER, "IMAGE_CORRUPT", f"image is {picture.width}x{picture.height} pixels; too large to decode"
                 )
             longest = max(picture.size)
+            original = longest
             if picture.format == "JPEG" and longest > 2 * MAX_SIDE:
                 # Decode at 1/2, 1/4 or 1/8 scale straight from the DCT: much faster than a full decode.
                 scale = longest / MAX_SIDE
@@ -149,7 +160,7 @@ def decode_image(image: bytes) -> np.ndarray:
         raise PipelineError(PROVIDER, "IMAGE_CORRUPT", f"image cannot be decoded: {type(exc).__name__}") from exc
     if rgb.ndim != 3 or rgb.shape[2] != 3 or min(rgb.shape[:2]) < 2:
         raise PipelineError(PROVIDER, "IMAGE_CORRUPT", "image has no usable pixels")
-    return rgb
+    return rgb, original / max(rgb.shape[:2])
 
 
 def _to_rgb(picture: Image.Image) -> Image.Image:
@@ -180,8 +191,8 @@ def run_ocr(rgb: np.ndarray) -> tuple[OcrLine, ...]:
 
 def read_page(image: bytes) -> Page:
     """Decode ``image`` and OCR it once."""
-    rgb = decode_image(image)
-    return Page(rgb=rgb, lines=run_ocr(rgb))
+    rgb, scale = _decode(image)
+    return Page(rgb=rgb, lines=run_ocr(rgb), scale=scale)
 
 
 def raw_ocr(image: bytes) -> Any:

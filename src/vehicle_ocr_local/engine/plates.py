@@ -22,7 +22,7 @@ import numpy as np
 from vehicle_ocr.normalize.plates import PROVINCES, canonical_plate_number, is_valid_plate
 from vehicle_ocr.normalize.values import to_half_width
 from vehicle_ocr.providers.base import ProviderAnswer
-from vehicle_ocr_local.engine.colors import plate_color
+from vehicle_ocr_local.engine.colors import cast_gains, plate_color
 from vehicle_ocr_local.engine.ocr import (
     PROVIDER,
     OcrLine,
@@ -31,6 +31,7 @@ from vehicle_ocr_local.engine.ocr import (
     read_page,
     recognize_probabilities,
 )
+from vehicle_ocr_local.engine.reader import Reading, read_line, read_two_rows
 
 _SUFFIXES = "学挂警港澳领试超"
 _TRADITIONAL = str.maketrans("滬遼貴雲陝閩粵寧甯瓊晉蘇魯贛學掛領", "沪辽贵云陕闽粤宁宁琼晋苏鲁赣学挂领")
@@ -102,13 +103,22 @@ class _Text:
 
 @dataclass(frozen=True)
 class PlateReading:
+    """A plate found in an image: ``box`` is (x1, y1, x2, y2) around its characters, in the page's pixels."""
+
     number: str
     color: str
     confidence: float
     box: tuple[float, float, float, float]
 
-    def as_payload(self) -> dict[str, object]:
-        return {"number": self.number, "color": self.color, "confidence": round(self.confidence, 4)}
+    def as_payload(self, scale: float = 1.0) -> dict[str, object]:
+        """The provider payload entry; ``box`` in whole pixels of the photo (``scale``: photo px per page px)."""
+        x0, y0, x1, y1 = self.box
+        return {
+            "number": self.number,
+            "color": self.color,
+            "confidence": round(self.confidence, 4),
+            "box": [int(x0 * scale), int(y0 * scale), int(np.ceil(x1 * scale)), int(np.ceil(y1 * scale))],
+        }
 
 
 def clean_text(text: str) -> str:
@@ -233,17 +243,42 @@ def _union_box(lines: Sequence[OcrLine], indices: Iterable[int]) -> tuple[float,
     return (min(x.x0 for x in chosen), min(x.y0 for x in chosen), max(x.x1 for x in chosen), max(x.y1 for x in chosen))
 
 
-def find_plates(rgb: np.ndarray, lines: Sequence[OcrLine]) -> list[PlateReading]:
-    """Every plate in the image, left to right then top to bottom; the same number is reported once."""
-    groups = _rows(lines) + _two_row_pairs(lines)
-    readings: dict[str, PlateReading] = {}
-    guesses: list[PlateReading] = []
-    for group in groups:
+# A second reading is believed from this confidence on (see grammar.Decoding.confidence).
+ACCEPT = 0.5
+# A second reading this sure that disagrees with the line text leaves the plate unread.
+DOUBT = 0.3
+# A plate read from the OCR line alone (the second reading found nothing surer) needs this line score.
+LINE_ACCEPT = 0.85
+# At most this many plate-like lines without a plate in their text are read again per image.
+MAX_LOOSE = 4
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    """A place where a plate may be: the lines it was read from and what the OCR line text said."""
+
+    number: str | None  # the plate in the line text, None for plate-like text without a valid plate
+    certain: bool
+    used: tuple[int, ...]
+    box: tuple[float, float, float, float]
+    quad: tuple[tuple[float, float], ...]
+    score: float
+    two_rows: bool
+    top: tuple[tuple[float, float], ...] | None = None  # a two-row plate's upper row, as detected
+
+
+def _candidates(rgb: np.ndarray, lines: Sequence[OcrLine]) -> list[_Candidate]:
+    """Plates written in the line text, then plate-like lines in which no plate was found."""
+    found: list[_Candidate] = []
+    pairs = _two_row_pairs(lines)
+    covered: set[int] = set()
+    for group in _rows(lines) + pairs:
         text = _cleaned(lines, group)
+        two_rows = group in pairs
         for number, start, end, certain in _matches(text):
             owners = text.owners[start:end]
-            used = sorted(set(owners))
-            confidence = sum(lines[i].score for i in owners) / max(1, len(owners))
+            used = tuple(sorted(set(owners)))
+            score = sum(lines[i].score for i in owners) / max(1, len(owners))
             box = _union_box(lines, used)
             if len(used) == 1 and len(clean_text(lines[used[0]].text)) > len(number) + 2:
                 box = _sub_box(lines[used[0]], text, start, end, used[0])
@@ -252,17 +287,118 @@ def find_plates(rgb: np.ndarray, lines: Sequence[OcrLine]) -> list[PlateReading]
                 repaired = _reread_province(rgb, [lines[i] for i in used], number)
                 certain = repaired is not None
                 number = repaired or number
-            reading = PlateReading(number, plate_color(rgb, *box, quad=_quad(lines, used, box)), confidence, box)
-            if not certain:
-                guesses.append(reading)
-                continue
-            key = canonical_plate_number(number)
-            if key not in readings or readings[key].confidence < reading.confidence:
-                readings[key] = reading
-    plates = list(readings.values())
-    if not plates and guesses:
-        plates = [max(guesses, key=lambda r: r.confidence)]
-    return sorted(plates, key=lambda r: (r.box[0], r.box[1]))
+            quad = _quad(lines, used, box) or _box_quad(box)
+            top = None
+            if two_rows:
+                top, quad = lines[group[0]].box, lines[group[1]].box
+            found.append(_Candidate(number, certain, used, box, quad, score, two_rows, top))
+            covered.update(used)
+    loose = []
+    for index, line in enumerate(lines):
+        if index in covered:
+            continue
+        chars = clean_text(line.text)
+        letters_digits = sum(c.isascii() for c in chars)
+        digits = sum(c.isdigit() for c in chars)
+        if len(chars) <= 12 and letters_digits >= 3 and (digits >= 2 or letters_digits >= 4):
+            quad = line.box
+            loose.append(
+                (
+                    letters_digits + digits,
+                    _Candidate(None, False, (index,), _union_box(lines, [index]), quad, line.score, False),
+                )
+            )
+    # Plate-like lines with no plate in their text (province or suffix lost): the likeliest few are read again.
+    loose.sort(key=lambda pair: pair[0], reverse=True)
+    found.extend(candidate for _, candidate in loose[:MAX_LOOSE])
+    return found
+
+
+def _box_quad(box: tuple[float, float, float, float]) -> tuple[tuple[float, float], ...]:
+    x0, y0, x1, y1 = box
+    return ((x0, y0), (x1, y0), (x1, y1), (x0, y1))
+
+
+def _looks_like_lower_row(text: str) -> bool:
+    return bool(_TWO_ROW_BOTTOM.fullmatch(text)) and not any(c in PROVINCES for c in text)
+
+
+def _decide(rgb: np.ndarray, lines: Sequence[OcrLine], candidate: _Candidate, gains: np.ndarray) -> PlateReading | None:
+    """The plate at a candidate place: the second reading when it is sure, else the line text when that is."""
+    readings: list[Reading] = []
+    if candidate.two_rows:
+        two = read_two_rows(rgb, candidate.quad, candidate.top)
+        if two is not None:
+            readings.append(two)
+    else:
+        one = read_line(rgb, candidate.quad)
+        if one is not None:
+            readings.append(one)
+        text = clean_text("".join(lines[i].text for i in candidate.used))
+        if candidate.number is None and _looks_like_lower_row(text):
+            two = read_two_rows(rgb, candidate.quad)
+            if two is not None:
+                readings.append(two)
+    best = max(readings, key=lambda r: r.confidence, default=None)
+    line_number = candidate.number if candidate.certain and is_valid_plate(candidate.number) else None
+    agree = (
+        best is not None
+        and line_number is not None
+        and canonical_plate_number(line_number) == canonical_plate_number(best.number)
+    )
+    # A second reading that contradicts a valid, confident line reading must be about as sure as it.
+    overrules = line_number is None or candidate.score < LINE_ACCEPT or agree
+    sure = best is not None and best.confidence >= ACCEPT and is_valid_plate(best.number)
+    if best is not None and sure and (overrules or best.confidence >= candidate.score - 0.15):
+        confidence = max(best.confidence, min(candidate.score, 0.99)) if agree else best.confidence
+        return _plate(rgb, best.number, confidence, best.box, best.quad, gains)
+    # The line text alone: only when it is the plate and nothing else (a plate cut out of a longer
+    # reading is a guess at where it starts), and the second reading does not half-contradict it.
+    exact = len(clean_text("".join(lines[i].text for i in candidate.used))) == len(line_number or "")
+    doubted = best is not None and not agree and best.confidence >= DOUBT
+    if line_number is not None and candidate.score >= LINE_ACCEPT and (agree or (exact and not doubted)):
+        confidence = min(candidate.score, ACCEPT)
+        if best is not None and agree:
+            confidence = max(confidence, best.confidence)
+        return _plate(rgb, line_number, confidence, candidate.box, candidate.quad, gains)
+    return None
+
+
+def _plate(
+    rgb: np.ndarray,
+    number: str,
+    confidence: float,
+    box: tuple[float, float, float, float],
+    quad: tuple[tuple[float, float], ...],
+    gains: np.ndarray,
+) -> PlateReading:
+    height, width = rgb.shape[:2]
+    clipped = (max(0.0, box[0]), max(0.0, box[1]), min(float(width), box[2]), min(float(height), box[3]))
+    return PlateReading(number, plate_color(rgb, *clipped, quad=quad, gains=gains), confidence, clipped)
+
+
+def _overlap(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    """Intersection over the smaller box."""
+    width = min(a[2], b[2]) - max(a[0], b[0])
+    height = min(a[3], b[3]) - max(a[1], b[1])
+    if width <= 0 or height <= 0:
+        return 0.0
+    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return width * height / max(smaller, 1e-6)
+
+
+def find_plates(rgb: np.ndarray, lines: Sequence[OcrLine]) -> list[PlateReading]:
+    """Every plate in the image, left to right then top to bottom; one reading per number and per place."""
+    candidates = _candidates(rgb, lines)
+    gains = cast_gains(rgb)
+    decided = [_decide(rgb, lines, candidate, gains) for candidate in candidates]
+    kept: list[PlateReading] = []
+    for reading in sorted((r for r in decided if r is not None), key=lambda r: r.confidence, reverse=True):
+        key = canonical_plate_number(reading.number)
+        if any(canonical_plate_number(k.number) == key or _overlap(k.box, reading.box) > 0.5 for k in kept):
+            continue
+        kept.append(reading)
+    return sorted(kept, key=lambda r: (r.box[0], r.box[1]))
 
 
 def _quad(
@@ -349,4 +485,4 @@ class LocalPlateRecognizer:
     def recognize(self, image: bytes) -> ProviderAnswer:
         page = read_page(image)
         plates = find_plates(page.rgb, page.lines)
-        return ProviderAnswer(provider=self.name, payload=[plate.as_payload() for plate in plates])
+        return ProviderAnswer(provider=self.name, payload=[plate.as_payload(page.scale) for plate in plates])
