@@ -7,6 +7,7 @@ Without chromium these tests are skipped, saying which apt packages to install.
 
 from __future__ import annotations
 
+import base64
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -95,6 +96,24 @@ def upload(driver: Any, kind: str, path: Path) -> None:
     driver.find_element(By.ID, "upload-file").send_keys(str(path))
 
 
+def drop(driver: Any, kind: str, path: Path) -> None:
+    """Drop a file on the page's drop zone, as a drag from the desktop does (a DataTransfer holding it)."""
+    Select(driver.find_element(By.ID, "upload-kind")).select_by_value(kind)
+    driver.execute_script(
+        """
+        const [name, b64] = arguments;
+        const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+        const files = new DataTransfer();
+        files.items.add(new File([bytes], name, { type: "image/jpeg" }));
+        const zone = document.getElementById("upload");
+        zone.dispatchEvent(new DragEvent("dragover", { dataTransfer: files, bubbles: true, cancelable: true }));
+        zone.dispatchEvent(new DragEvent("drop", { dataTransfer: files, bubbles: true, cancelable: true }));
+        """,
+        path.name,
+        base64.b64encode(path.read_bytes()).decode(),
+    )
+
+
 def test_upload_redrive_and_cost_through_the_page(running, upstream, browser):
     # Given the console, and tianapi out of quota (150) for the next call only
     upstream.script("tianapi", [Reply(code=150)])
@@ -143,9 +162,9 @@ def test_upload_redrive_and_cost_through_the_page(running, upstream, browser):
 
 
 def test_filter_and_the_record_page_keep_owner_and_address_to_the_record(running, upstream, browser):
-    # Given a vehicle licence uploaded through the page
+    # Given a vehicle licence dropped on the page
     browser.get(f"{running.api_url}/console/")
-    upload(browser, "vehicle_license", LICENCE)
+    drop(browser, "vehicle_license", LICENCE)
     licence_id = card(browser, "001-front.jpg").get_attribute("data-id")
 
     # When the listing is filtered to vehicle licences
