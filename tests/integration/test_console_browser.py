@@ -128,6 +128,9 @@ def test_upload_redrive_and_cost_through_the_page(running, upstream, browser):
     assert "status-FAILED" in failed.get_attribute("class")
     assert failed.find_element(By.CSS_SELECTOR, ".error-code").text == "150"
     assert "top it up" in failed.find_element(By.CSS_SELECTOR, ".what-to-do").text
+    # and the failures are summed up by code above the listing
+    group = wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#failure-codes tr[data-code='150']"), "by code")
+    assert group[0].find_element(By.CSS_SELECTOR, ".count").text == "1"
 
     # When the quota is back and the failure is redriven from the page
     failed.find_element(By.CSS_SELECTOR, ".redrive-one").click()
@@ -140,6 +143,7 @@ def test_upload_redrive_and_cost_through_the_page(running, upstream, browser):
         "the redriven plate",
     )
     assert redriven.find_element(By.CSS_SELECTOR, ".plate-number").text == "沪A12345"
+    wait(browser, lambda d: not d.find_element(By.ID, "failures").is_displayed(), "no failures left to sum up")
 
     # When another photo is dropped, one the provider locates the plate on
     upload(browser, "plate", BLUE)

@@ -93,6 +93,7 @@ class ConsoleApp:
                 Rule(f"{PREFIX}/api/results/<record_id>", endpoint="record"),
                 Rule(f"{PREFIX}/api/results/<record_id>/photo", endpoint="photo"),
                 Rule(f"{PREFIX}/api/object", endpoint="object"),
+                Rule(f"{PREFIX}/api/failures", endpoint="failures"),
                 Rule(f"{PREFIX}/api/usage", endpoint="usage"),
                 Rule(f"{PREFIX}/api/upload", endpoint="upload", methods=["POST"]),
                 Rule(f"{PREFIX}/api/redrive", endpoint="redrive", methods=["POST"]),
@@ -149,7 +150,7 @@ class ConsoleApp:
             limit = max(1, min(100, int(args.get("limit", "30"))))
         except ValueError:
             raise ConsoleError(400, "limit must be a number") from None
-        page = self.backend.list(
+        page = self.backend.listing(
             kind=kind, status=status, plate=(args.get("plate") or "").strip() or None, limit=limit,
             cursor=args.get("cursor") or None,
         )  # fmt: skip
@@ -162,6 +163,9 @@ class ConsoleApp:
         data, _ = self.backend.photo(_record_id(record_id))
         # The type comes from the bytes, never from the uploader's Content-Type (an "image" could be HTML or SVG).
         return Response(data, content_type=_sniff(data), headers={**_PAGE_SECURITY, "Cache-Control": "private"})
+
+    def on_failures(self, request: Request) -> Response:
+        return _json({"codes": self.backend.failures_by_code()})
 
     def on_object(self, request: Request) -> Response:
         key = request.args.get("key")

@@ -37,6 +37,8 @@ WHAT_TO_DO = {
     Action.NONE: "Nothing to do: the object is not one this stack recognises, or it is gone.",
 }
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+# Failures grouped by code: the newest this many FAILED records are read (a summary, not an audit).
+FAILURES_READ = 500
 _UNSAFE_NAME = re.compile(r"[^\w.\-]+")
 
 
@@ -67,7 +69,7 @@ class ConsoleBackend:
         return ResultsQueries(self.results_table, self.dynamodb)
 
     # ------------------------------------------------------------------------------------------ reads
-    def list(
+    def listing(
         self, *, kind: str | None, status: str | None, plate: str | None, limit: int, cursor: str | None
     ) -> dict[str, Any]:
         if plate:
@@ -87,6 +89,28 @@ class ConsoleBackend:
         if record is None:
             raise ConsoleError(404, f"no record with id {record_id}")
         return with_advice(record)
+
+    def failures_by_code(self) -> list[dict[str, Any]]:
+        """The newest failures grouped by code, most frequent first, each with what to do about it."""
+        groups: dict[str, dict[str, Any]] = {}
+        cursor: str | None = None
+        read = 0
+        while read < FAILURES_READ:
+            page = self.queries.list(kind=None, status="FAILED", limit=100, cursor=cursor)
+            for record in page.items:
+                error = record.get("error") or {}
+                code = str(error.get("code", "?"))
+                group = groups.setdefault(
+                    code,
+                    {"code": code, "provider": error.get("provider"), "message": error.get("message"), "count": 0},
+                )
+                group["count"] += 1
+                group.setdefault("what_to_do", with_advice(record).get("what_to_do"))
+            read += len(page.items)
+            cursor = page.cursor
+            if cursor is None:
+                break
+        return sorted(groups.values(), key=lambda group: (-group["count"], group["code"]))
 
     def latest_for(self, key: str) -> dict[str, Any] | None:
         record = self.queries.latest_for_object(self.bucket, key)

@@ -95,29 +95,51 @@ function licence(record, everything) {
   return el("dl", { class: "licence" }, rows);
 }
 
+async function redrive(body, button, result, onRedriven) {
+  // One upload ({id}) or every queued failure with one code ({code}): the console runs `vehicle-ocr redrive`.
+  button.disabled = true;
+  result.textContent = "re-running…";
+  try {
+    const report = await post("redrive", { headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+    const outcomes = Object.values(report.outcomes);
+    result.textContent = outcomes.length
+      ? `re-run: ${outcomes.join(", ")}` : `nothing re-run${report.kept.length ? `: ${report.kept.join("; ")}` : ""}`;
+    if (onRedriven) await onRedriven();
+    say(`${body.id ? "redrive" : `redrive of every ${body.code}`}: ${result.textContent}`);
+  } catch (error) {
+    result.textContent = `redrive failed: ${error.message}`;
+  } finally {
+    button.disabled = false;
+  }
+}
+
+async function showFailures() {
+  const section = document.getElementById("failures");
+  try {
+    const { codes } = await call("failures");
+    section.hidden = !codes.length;
+    document.querySelector("#failure-codes tbody").replaceChildren(...codes.map((group) => {
+      const result = el("span", { class: "redrive-result" });
+      const button = el("button", { type: "button", class: "redrive-group" }, `Redrive every ${group.code}`);
+      button.addEventListener("click", () => redrive({ code: group.code }, button, result, refresh));
+      return el("tr", { "data-code": group.code },
+        el("td", {}, el("span", { class: "error-code" }, group.code)),
+        el("td", { class: "count" }, group.count),
+        el("td", {}, group.message || "", el("br"), el("span", { class: "what-to-do" }, group.what_to_do || "")),
+        el("td", {}, button, " ", result));
+    }));
+  } catch (error) {
+    section.hidden = true;
+  }
+}
+
 function failure(record, onRedriven) {
   if (!record.error) return null;
   const result = el("p", { class: "redrive-result" });
-  const redrive = async (body, button) => {
-    button.disabled = true;
-    result.textContent = "re-running…";
-    try {
-      const report = await post("redrive", { headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
-      const outcomes = Object.values(report.outcomes);
-      result.textContent = outcomes.length
-        ? `re-run: ${outcomes.join(", ")}` : `nothing re-run${report.kept.length ? `: ${report.kept.join("; ")}` : ""}`;
-      if (onRedriven) await onRedriven();
-      say(`${body.id ? "redrive" : `redrive of every ${body.code}`}: ${result.textContent}`);
-    } catch (error) {
-      result.textContent = `redrive failed: ${error.message}`;
-    } finally {
-      button.disabled = false;
-    }
-  };
   const one = el("button", { class: "redrive-one", type: "button" }, "Redrive this upload");
-  one.addEventListener("click", () => redrive({ id: record.id }, one));
+  one.addEventListener("click", () => redrive({ id: record.id }, one, result, onRedriven));
   const all = el("button", { class: "redrive-code", type: "button" }, `Redrive every ${record.error.code}`);
-  all.addEventListener("click", () => redrive({ code: record.error.code }, all));
+  all.addEventListener("click", () => redrive({ code: record.error.code }, all, result, onRedriven));
   return el("div", { class: "failure" },
     el("p", {}, el("span", { class: "error-code" }, record.error.code), ` ${record.error.message}`),
     el("p", { class: "what-to-do" }, record.what_to_do || ""),
@@ -159,6 +181,7 @@ async function refresh(append) {
     cursor = page.cursor;
     document.getElementById("more").hidden = !cursor;
     say(list.children.length ? "" : "No records yet: drop a photo above.");
+    if (!append) showFailures();
   } catch (error) {
     say(error.message);
   }
