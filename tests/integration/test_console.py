@@ -7,6 +7,7 @@ cross-site POST), or show a licence's owner and address anywhere but the record'
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -14,6 +15,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import boto3
 import pytest
 import requests
 
@@ -49,10 +51,11 @@ def running(upstream: FakeUpstream) -> Iterator[RunningUp]:
 
 
 @contextmanager
-def console(*args: str) -> Iterator[tuple[str, int]]:
+def console(*args: str, environment: dict[str, str] | None = None) -> Iterator[tuple[str, int]]:
     """`vehicle-ocr console ARGS --port P` in a subprocess; yields its URL and port once it says it serves."""
     port = free_port()
     env = {**os.environ, "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "PYTHONUNBUFFERED": "1"}
+    env.update(environment or {})
     process = subprocess.Popen(  # noqa: S603 - our own console script
         [VEHICLE_OCR, "console", *args, "--port", str(port)],
         stdout=subprocess.PIPE,
@@ -199,3 +202,45 @@ def test_only_loopback_names_count_as_this_machine(host, local):
     from vehicle_ocr_local.console.app import is_local_host
 
     assert is_local_host(host) is local
+
+
+def test_console_of_a_deployed_stack_finds_it_by_its_outputs_and_prices(running):
+    # Given a CloudFormation stack whose outputs name the resources (here the emulator's, deployed as "prod"
+    # with tianapi at 0.04 CNY a call) and a photo recognised in it
+    from vehicle_ocr_local.template import local_name
+
+    aws = {"endpoint_url": running.aws_endpoint, "region_name": "us-east-1"}
+    credentials = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
+    queue_url = boto3.client("sqs", **aws, **credentials).get_queue_url(QueueName=local_name("FailureQueue"))
+    outputs = {
+        "ImagesBucketName": "vehicle-ocr-images",
+        "ResultsTableName": local_name("ResultsTable"),
+        "FailureQueueUrl": queue_url["QueueUrl"],
+        "RecognizeFunctionArn": "arn:aws:lambda:us-east-1:123456789012:function:prod-recognize",
+    }
+    template = {
+        "Parameters": {"TianapiPricePerCall": {"Type": "String", "Default": "0.05"}},
+        "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+        "Outputs": {name: {"Value": value} for name, value in outputs.items()},
+    }
+    boto3.client("cloudformation", **aws, **credentials).create_stack(
+        StackName="prod",
+        TemplateBody=json.dumps(template),
+        Parameters=[{"ParameterKey": "TianapiPricePerCall", "ParameterValue": "0.04"}],
+    )
+    running.s3().put_object(Bucket="vehicle-ocr-images", Key="plates/prod/car.jpg", Body=PHOTO.read_bytes())
+    record = running.record_of("plates/prod/car.jpg")
+
+    # When `vehicle-ocr console --stack prod` runs with the caller's credentials (and endpoint)
+    environment = {"AWS_ENDPOINT_URL": running.aws_endpoint, "AWS_DEFAULT_REGION": "us-east-1"}
+    with console("--stack", "prod", environment=environment) as (base, _):
+        status = requests.get(f"{base}/api/status", timeout=10).json()
+        listing = requests.get(f"{base}/api/results", params={"plate": "沪A12345"}, timeout=10).json()
+        photo = requests.get(f"{base}/api/results/{record['id']}/photo", timeout=10)
+        usage = requests.get(f"{base}/api/usage", timeout=10).json()
+
+    # Then it reads that stack: its records, their photos, and its own price per call
+    assert status["where"] == "the stack prod"
+    assert record["id"] in [item["id"] for item in listing["items"]]
+    assert photo.status_code == 200 and photo.content == PHOTO.read_bytes()
+    assert usage["price_per_call"]["tianapi"] == 0.04
