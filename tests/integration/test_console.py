@@ -117,6 +117,7 @@ def test_console_shows_uploads_photos_and_licences_but_owner_only_on_the_record_
         assert plate_record["status"] == "SUCCEEDED" and plate_record["plates"][0]["number"] == "沪A12345"
         photo = requests.get(f"{base}/api/results/{plate_record['id']}/photo", timeout=10)
         assert (photo.status_code, photo.headers["Content-Type"]) == (200, "image/jpeg")
+        assert photo.headers["Cross-Origin-Resource-Policy"] == "same-origin"  # no other site may embed it
         assert photo.content == PHOTO.read_bytes()
         # and the licence's owner and address are on its own page only, never in the listing
         licence = wait_for_record(base, licence_key)

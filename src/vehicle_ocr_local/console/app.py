@@ -48,6 +48,8 @@ _PAGE_SECURITY = {
         "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
     ),
     "X-Content-Type-Options": "nosniff",
+    # Another site cannot even embed a photo (or anything else) of the console in its own page.
+    "Cross-Origin-Resource-Policy": "same-origin",
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
