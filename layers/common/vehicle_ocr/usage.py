@@ -10,9 +10,9 @@ listings' indexes are keyed on (``created_sort``, ``plate_number``, ``vin``, ``o
 
 Per provider and day:
 
-* ``calls``: requests sent; ``billed``: answers received (a provider bills every answer it
-  gives, a usable one or not); ``possibly_billed``: requests that got no answer after they
-  went out (a provider may have billed them);
+* ``calls``: requests sent; ``billed``: answers a paid provider gave (it bills every answer,
+  a usable one or not; the offline engine bills nothing); ``possibly_billed``: requests that
+  got no answer after they went out (a provider may have billed them);
 * ``reused``: answers served from the paid-answer store instead of paying again;
 * ``fallbacks``: times the provider could not answer and the next of the chain was asked.
 
