@@ -82,6 +82,11 @@ class Seeded:
 
 @pytest.fixture
 def seeded(stack) -> Seeded:
+    return seed_records(stack)
+
+
+def seed_records(stack) -> Seeded:
+    """Plates, licences and failures of both kinds, two versions of one object, written newest last."""
     seeded = Seeded(stack)
     for index in range(7):
         seeded.plate(f"plates/gate/{index}.jpg", PLATE)

@@ -11,11 +11,31 @@ from urllib.parse import quote, unquote
 
 import pytest
 
-from tests.conftest import load_event
+from tests.conftest import Stack, fresh_stack, load_event, load_function_module
 from tests.fakes.upstream import DEFAULT_VEHICLE_LICENSE
-from tests.integration.conftest import OTHER_PLATE, OWNER, PLATE, VIN
+from tests.integration.conftest import OTHER_PLATE, OWNER, PLATE, VIN, Seeded, seed_records
 from vehicle_ocr import api_schema
 from vehicle_ocr.queries import ResultsQueries
+
+
+# Every test here only reads: one stack, seeded once, and one warm QueryFunction serve the whole module
+# (these fixtures stand in for the per-test ones of the conftest files).
+@pytest.fixture(scope="module")
+def stack(moto_endpoint: str) -> Stack:
+    return fresh_stack(moto_endpoint)
+
+
+@pytest.fixture(scope="module")
+def seeded(stack: Stack) -> Seeded:
+    return seed_records(stack)
+
+
+@pytest.fixture(scope="module")
+def query_app(stack: Stack):
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in stack.resources.function_environment("QueryFunction").items():
+            patch.setenv(name, value)
+        yield load_function_module("query", "query_app")
 
 
 def api_event(name: str, *, path: str | None = None, query: list[tuple[str, str]] | None = None) -> dict:
@@ -358,16 +378,19 @@ def test_unknown_route_is_404(query_app, lambda_context, seeded):
     assert (status, body["error"]["code"]) == (404, "ROUTE_NOT_FOUND")
 
 
-def test_internal_error_is_500_without_internals(query_app, lambda_context, stack):
-    # Given the table is gone (DynamoDB answers ResourceNotFoundException)
-    stack.client("dynamodb").delete_table(TableName=stack.table)
+def test_internal_error_is_500_without_internals(lambda_context, stack, monkeypatch):
+    # Given a QueryFunction whose table is gone (DynamoDB answers ResourceNotFoundException)
+    for name, value in stack.resources.function_environment("QueryFunction").items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("RESULTS_TABLE", "vehicle-ocr-results-deleted")
+    query_app = load_function_module("query", "query_app_without_table")
     # When a listing is requested
     status, body = call(query_app, lambda_context, load_event("apigw-list-results.json"))
     # Then a 500 that names no table, exception or stack frame
     assert status == 500
     assert body["error"]["code"] == "INTERNAL_ERROR"
     text = json.dumps(body)
-    assert stack.table not in text and "ResourceNotFound" not in text and "Traceback" not in text
+    assert "vehicle-ocr-results-deleted" not in text and "ResourceNotFound" not in text and "Traceback" not in text
 
 
 def test_every_returned_record_matches_the_documented_schema(query_app, lambda_context, seeded):

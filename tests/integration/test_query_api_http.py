@@ -19,6 +19,7 @@ def test_curl_style_requests_reach_the_real_handler(query_app, seeded):
         "/results",
         "/plates/{number}",
         "/vehicles/{vin}",
+        "/usage",
         "/openapi.json",
     }
     with LocalApiServer(query_app.lambda_handler, routes) as server:

@@ -277,5 +277,8 @@ class QueryApi:
         path = event.get("path")
         if isinstance(path, str):
             event = {**event, "path": quote(unquote(path), safe=_PATH_SAFE)}
+        # The routes read their context through the module's one router, which follows the resolver that
+        # included it last: with more than one QueryApi in a process (tests, local tools), point it at ours.
+        router.api_resolver = self.app
         self.app.append_context(queries=self.queries, usage=self.usage)
         return self.app.resolve(event, context)
