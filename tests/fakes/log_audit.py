@@ -92,8 +92,25 @@ def pytest_configure(config: pytest.Config) -> None:
     _known_secrets()
 
 
+# Under pytest-xdist the tests run in worker processes: each audits its own lines and hands the result
+# to the controller (``workeroutput``), which judges the whole run and reports it.
+_from_workers: list[dict[str, Any]] = []
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    audit = getattr(node, "workeroutput", {}).get("log_audit")
+    if audit is not None:
+        _from_workers.append(audit)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     found = violations()
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # a worker: the controller judges
+        workeroutput["log_audit"] = {"lines": lines_seen(), "found": found[:50], "count": len(found)}
+        return
+    found += [line for audit in _from_workers for line in audit["found"]]
     if found:
         session.config._log_audit_findings = found  # type: ignore[attr-defined]
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
@@ -101,12 +118,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     found = getattr(config, "_log_audit_findings", [])
+    count = len(found) + sum(audit["count"] - len(audit["found"]) for audit in _from_workers)
+    seen = lines_seen() + sum(audit["lines"] for audit in _from_workers)
     terminalreporter.section("log audit")
     if found:
-        terminalreporter.write_line(f"FAILED: {len(found)} log lines carry personal data or secrets:", red=True)
+        terminalreporter.write_line(f"FAILED: {count} log lines carry personal data or secrets:", red=True)
         for line in found[:20]:
             terminalreporter.write_line(f"  {line}")
     else:
-        terminalreporter.write_line(
-            f"{lines_seen()} log lines, none with an owner, address, API key or base64 image data"
-        )
+        terminalreporter.write_line(f"{seen} log lines, none with an owner, address, API key or base64 image data")

@@ -66,6 +66,11 @@ def run_up(aws_port: int, api_port: int, env: dict[str, str], timeout_s: float =
     return process.returncode, output, time.monotonic() - started
 
 
+# `vehicle-ocr up` on a taken port used to hang for good: exiting well within this is "at once", even for an
+# interpreter that imports boto3 and moto on two busy cores.
+STARTUP_BOUND_S = 15
+
+
 def child_env(upstream_env: dict[str, str]) -> dict[str, str]:
     env = {**os.environ, **upstream_env, "PYTHONUNBUFFERED": "1"}
     env.pop("AWS_ENDPOINT_URL", None)
@@ -76,9 +81,10 @@ def test_up_on_a_taken_aws_port_exits_at_once_naming_the_port(taken_port, upstre
     # Given another program listens on the AWS port (a first `vehicle-ocr up`)
     # When a second `vehicle-ocr up` is started on that port
     code, output, seconds = run_up(taken_port, free_port(), child_env(upstream_env))
-    # Then it exits non-zero within 5 s, and what it says names the port and the option
+    # Then it exits non-zero on its own, and what it says names the port and the option (it used to hang
+    # for good; the bound leaves room for an interpreter starting on a loaded machine, e.g. under xdist)
     assert code != 0, output
-    assert seconds < 5, f"took {seconds:.1f} s:\n{output}"
+    assert seconds < STARTUP_BOUND_S, f"took {seconds:.1f} s:\n{output}"
     assert f"port {taken_port}" in output and "in use" in output
     assert "--aws-port" in output
 
@@ -88,9 +94,9 @@ def test_up_on_a_taken_api_port_exits_at_once_naming_the_port(taken_port, upstre
     aws_port = free_port()
     # When `vehicle-ocr up` is started with that API port
     code, output, seconds = run_up(aws_port, taken_port, child_env(upstream_env))
-    # Then it exits non-zero within 5 s naming the port and --api-port
+    # Then it exits non-zero on its own, naming the port and --api-port
     assert code != 0, output
-    assert seconds < 5, f"took {seconds:.1f} s:\n{output}"
+    assert seconds < STARTUP_BOUND_S, f"took {seconds:.1f} s:\n{output}"
     assert f"port {taken_port}" in output and "in use" in output
     assert "--api-port" in output
     # And it left nothing listening on the AWS port it did not get to use
