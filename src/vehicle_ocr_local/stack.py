@@ -728,6 +728,7 @@ class LocalStack:
         """One asynchronous invocation: the first try, Lambda's two retries, then the on-failure destination."""
         delays = (0.0, *self.config.retry_delays_s)
         error: BaseException | None = None
+        request_id = str(uuid.uuid4())  # as in Lambda, every retry of one asynchronous invocation keeps it
         for attempt, delay in enumerate(delays, start=1):
             if delay:
                 with self.stats.lock:
@@ -735,6 +736,7 @@ class LocalStack:
                 if self._stopping.wait(delay):
                     return
             context = LocalLambdaContext("RecognizeFunction", memory_limit_in_mb=512, timeout_seconds=60)
+            context.aws_request_id = request_id
             with self.stats.lock:
                 self.stats.invocations += 1
             try:
