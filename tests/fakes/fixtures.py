@@ -24,12 +24,16 @@ def fake_upstream() -> Iterator[FakeUpstream]:
 
 @pytest.fixture
 def upstream_env(fake_upstream: FakeUpstream) -> dict[str, str]:
-    """The environment that points a local stack's providers at ``fake_upstream``, with its keys."""
+    return environment_for(fake_upstream)
+
+
+def environment_for(upstream: FakeUpstream) -> dict[str, str]:
+    """The environment that points a local stack's providers at ``upstream``, with its keys."""
     return {
         "TIANAPI_KEY": TIANAPI_TEST_KEY,
         "APIZERO_KEY": APIZERO_TEST_KEY,
-        "TIANAPI_URL": fake_upstream.tianapi_url,
-        "APIZERO_URL": fake_upstream.apizero_url,
+        "TIANAPI_URL": upstream.tianapi_url,
+        "APIZERO_URL": upstream.apizero_url,
     }
 
 

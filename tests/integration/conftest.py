@@ -12,6 +12,7 @@ from vehicle_ocr.errors import UpstreamError
 from vehicle_ocr.normalize.plates import normalize_plate
 from vehicle_ocr.normalize.vehicle_license import normalize_vehicle_license
 from vehicle_ocr.storage import ResultsStore
+from vehicle_ocr_local.stack import LocalStack, StackConfig, free_port
 
 PLATE = "沪A0762学"
 OTHER_PLATE = "京B12345"
@@ -101,3 +102,13 @@ def seed_records(stack) -> Seeded:
     seeded.plate("plates/cam1/沪A 1.jpg", PLATE, etag="old")
     seeded.plate("plates/cam1/沪A 1.jpg", OTHER_PLATE, etag="new")  # a newer version of the same object
     return seeded
+
+
+@pytest.fixture
+def running_stack(upstream_env, monkeypatch):
+    """The local stack in this process on free ports, its paid providers pointed at the fake upstream."""
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    env = {**upstream_env, "UPSTREAM_RETRY_BASE_DELAY": "0.01"}
+    config = StackConfig(aws_port=free_port(), api_port=0, environment=env, retry_delays_s=(0.1, 0.1), quiet=True)
+    with LocalStack(config) as stack:
+        yield stack

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT
-from tests.fakes.fixtures import APIZERO_TEST_KEY, TIANAPI_TEST_KEY
+from tests.fakes.fixtures import APIZERO_TEST_KEY, TIANAPI_TEST_KEY, environment_for
 from tests.fakes.upstream import DEFAULT_VEHICLE_LICENSE, FakeUpstream, Reply
 from tests.integration.running_up import RunningUp, start_up
 
@@ -48,14 +48,7 @@ def upstream() -> Iterator[FakeUpstream]:
 
 @pytest.fixture(scope="module")
 def running(upstream: FakeUpstream) -> Iterator[RunningUp]:
-    environment = {
-        "TIANAPI_KEY": TIANAPI_TEST_KEY,
-        "APIZERO_KEY": APIZERO_TEST_KEY,
-        "TIANAPI_URL": upstream.tianapi_url,
-        "APIZERO_URL": upstream.apizero_url,
-        "PLATE_PROVIDERS": "tianapi",
-        "LICENSE_PROVIDERS": "apizero",
-    }
+    environment = {**environment_for(upstream), "PLATE_PROVIDERS": "tianapi", "LICENSE_PROVIDERS": "apizero"}
     with start_up(environment) as stack:
         assert any(f"{stack.api_url}/console/" in line for line in stack.output)  # `up` says where the console is
         yield stack

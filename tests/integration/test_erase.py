@@ -17,13 +17,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import pytest
 import requests
 
-from tests.conftest import free_port, make_jpeg
+from tests.conftest import make_jpeg
 from tests.fakes.upstream import DEFAULT_VEHICLE_LICENSE, Reply
 from vehicle_ocr.answers import stored_answer_id
-from vehicle_ocr_local.stack import LocalStack, StackConfig
+from vehicle_ocr_local.stack import LocalStack
 
 VEHICLE_OCR = str(Path(sys.executable).parent / "vehicle-ocr")
 BUCKET = "vehicle-ocr-images"
@@ -31,15 +30,6 @@ BUCKET = "vehicle-ocr-images"
 PLATE_A, PLATE_B, PLATE_C = "沪A11111", "沪B22222", "沪C33333"
 VIN_A, VIN_B, VIN_C = "LSVAU218XN2183294", "LFV2A21K0J4000001", "LGBH52E05KY000002"
 OWNERS = ("张三", "李四", "王五")
-
-
-@pytest.fixture
-def running_stack(upstream_env, monkeypatch):
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    env = {**upstream_env, "UPSTREAM_RETRY_BASE_DELAY": "0.01"}
-    config = StackConfig(aws_port=free_port(), api_port=0, environment=env, retry_delays_s=(0.1, 0.1), quiet=True)
-    with LocalStack(config) as stack:
-        yield stack
 
 
 def erase(stack: LocalStack, *arguments: str, answer: str | None = None) -> subprocess.CompletedProcess[str]:

@@ -9,25 +9,14 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 import requests
 
-from tests.conftest import free_port, make_jpeg
+from tests.conftest import make_jpeg
 from tests.fakes.upstream import Reply
 from vehicle_ocr.storage import ResultsStore
 from vehicle_ocr_local.redrive import redrive
-from vehicle_ocr_local.stack import LocalStack, StackConfig
 
 VENV_BIN = Path(sys.executable).parent
-
-
-@pytest.fixture
-def running_stack(upstream_env, monkeypatch):
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    env = {**upstream_env, "UPSTREAM_RETRY_BASE_DELAY": "0.01"}
-    config = StackConfig(aws_port=free_port(), api_port=0, environment=env, retry_delays_s=(0.1, 0.1), quiet=True)
-    with LocalStack(config) as stack:
-        yield stack
 
 
 def failures(stack) -> list[dict]:
