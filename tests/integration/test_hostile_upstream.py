@@ -44,8 +44,11 @@ from tests.fakes.upstream import ABSENT, DEFAULT_VEHICLE_LICENSE, FakeUpstream, 
 from vehicle_ocr.bounded import TRUNCATED
 
 TIMEOUT_RETRIES = 1
-READ_TIMEOUT_S = 1.0
-DEADLINE_S = 2.0
+# Short, so that stalls and drip-feeding cost seconds, yet long enough for the fake upstream, which runs in
+# this process under tracemalloc, to stream a gzip bomb on two busy cores (at 1 s and 2 s its answer was
+# sometimes cut by the read timeout or the deadline instead of refused at the answer cap, then retried).
+READ_TIMEOUT_S = 3.0
+DEADLINE_S = 8.0
 # The function has 512 MB; one invocation's Python allocations stay far below, whatever the answer.
 MEMORY_BOUND_BYTES = 64 * 1024 * 1024
 OWNER, ADDRESS = "欧阳明远", "浙江省杭州市西湖区文三路一百号"
