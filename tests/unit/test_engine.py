@@ -593,6 +593,21 @@ def test_suffixes_prefixes_and_eight_character_plates_are_layouts_of_their_own()
         assert (best.number, best.layout) == (number, layout)
 
 
+def test_the_plate_colour_keeps_a_blue_plate_at_seven_characters():
+    # A bolt beside a blue plate read as "B": an eight-character new-energy layout would explain it
+    reads = ["_", "京", "A", "8", "8", "8", "8", "8", {"B": 0.85}, "_"]
+    [free, *_] = grammar.decode(frames_for(*reads), ALPHABET)
+    [blue, *_] = grammar.decode(frames_for(*reads), ALPHABET, penalties=grammar.color_penalties("blue"))
+    assert free.number == "京A88888B"
+    assert (blue.number, blue.layout) == ("京A88888", "regular")
+
+
+def test_a_look_alike_is_weak_evidence_so_a_new_energy_marker_is_not_swapped_for_a_digit():
+    # 云AD16666: the D could be read as 0 and the last 6 as G (large new-energy layout) only by look-alikes
+    [best, *_] = grammar.decode(frames_for(*spell("云AD16666")), ALPHABET, penalties=grammar.color_penalties("green"))
+    assert (best.number, best.layout) == ("云AD16666", "new_energy_small")
+
+
 def test_repeated_digits_keep_their_count():
     [best, *_] = grammar.decode(frames_for(*spell("鄂A66666")), ALPHABET)
     assert best.number == "鄂A66666"

@@ -5,8 +5,13 @@
 Both run rapidocr (PP-OCR detection + recognition, ONNX models inside the wheel) once per
 image on the shared, lazily loaded engine, then read the lines:
 
-* plates: plate-shaped text (also split across two boxes or two rows), colour from the
-  pixels of the plate around the text; payload ``[{"number", "color", "confidence"}]``.
+* plates: every place with plate-like text (also split across two boxes or two rows) is
+  cut out again with a margin, straightened, scaled and re-read by the recogniser alone, and
+  its per-frame scores are decoded against the plate grammar (:mod:`.grammar`); colour from
+  the plate's pixels after the photo's colour cast is taken off.  Payload
+  ``[{"number": str, "color": str, "confidence": float 0..1, "box": [x1, y1, x2, y2]}]``, the
+  box in whole pixels of the photo as uploaded (EXIF-rotated), around the plate's characters.
+  A plate the engine is unsure of is left out: a wrong plate is worse than none.
 * vehicle licences: labelled fields by row geometry, the issuing authority from the red
   seal; payload apizero's 20-field ``data`` object (strings, "" when absent).
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 
 import numpy as np
@@ -61,6 +61,26 @@ LAYOUTS: dict[str, str] = {
 # Two-row plates: the upper row (province + authority letter) and the lower one, read apart.
 TOP_ROW_LAYOUTS: dict[str, str] = {"top": "PA", "armed_police_top": "WJP"}
 BOTTOM_ROW_LAYOUTS: dict[str, str] = {"serial": "SSSSS", "suffixed": "SSSSX", "new_energy_large": "DDDDDE"}
+# The layouts each plate colour is printed with (GA 36): others are possible only if the colour was misjudged.
+COLOR_LAYOUTS: dict[str, frozenset[str]] = {
+    "blue": frozenset({"regular"}),
+    "yellow": frozenset({"regular", "suffixed"}),
+    "green": frozenset({"new_energy_small", "new_energy_large"}),
+    "yellow_green": frozenset({"new_energy_large", "new_energy_small"}),
+    "white": frozenset({"suffixed", "armed_police", "armed_police_old", "regular"}),
+    "black": frozenset({"hong_kong_macau", "consulate", "embassy", "regular"}),
+}
+# Log-probability taken off a layout the plate's colour does not print.
+COLOR_PENALTY = 3.0
+
+
+def color_penalties(color: str | None) -> dict[str, float]:
+    """Per-layout penalties for a plate of ``color`` (none for an unknown colour)."""
+    allowed = COLOR_LAYOUTS.get(color or "")
+    if allowed is None:
+        return {}
+    return {name: COLOR_PENALTY for name in LAYOUTS if name not in allowed}
+
 
 # Glyphs the recogniser may put where a plate character is printed: evidence for that character.
 _VARIANTS: dict[str, str] = {
@@ -166,20 +186,68 @@ def _class_chars(code: str) -> str:
     return CLASSES[code]
 
 
+# Look-alikes across letters and digits, used only where the position excludes the other kind, and
+# at a small weight: a clear "6" where a letter must stand is weak evidence for G, not a G.
+LOOKALIKE_WEIGHT = 0.05
+_DIGIT_FOR_LETTER = {"B": "8", "S": "5", "Z": "2", "G": "6", "O": "0", "D": "0"}
+_LETTER_FOR_DIGIT = {"0": "ODQ", "8": "B", "5": "S", "2": "Z", "6": "G", "4": "A", "7": "T"}
+
+
+def _key(char: str, code: str) -> str:
+    """The pooled column of ``char`` in a position of class ``code``: the character, marked when
+    that class takes look-alikes of the other kind too."""
+    members = CLASSES[code]
+    if char in _DIGIT_FOR_LETTER and not any(c.isdigit() for c in members):
+        return char + "#letters"
+    if char in _LETTER_FOR_DIGIT and not any(c.isalpha() and c.isascii() for c in members):
+        return char + "#digits"
+    return char
+
+
+def _key_columns(alphabet: _Alphabet, key: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The key's own glyph columns, and the look-alike columns it borrows (at LOOKALIKE_WEIGHT)."""
+    char = key[0]
+    extra = ""
+    if key.endswith("#letters"):
+        extra = _DIGIT_FOR_LETTER[char]
+    elif key.endswith("#digits"):
+        extra = _LETTER_FOR_DIGIT[char]
+    own = tuple(alphabet.columns[char])
+    borrowed = tuple(sorted({c for other in extra for c in alphabet.columns.get(other, ())} - set(own)))
+    return own, borrowed
+
+
+def _pool(probs: np.ndarray, own: tuple[int, ...], borrowed: tuple[int, ...]) -> np.ndarray:
+    pooled = probs[:, list(own)].sum(axis=1)
+    if borrowed:
+        pooled = pooled + LOOKALIKE_WEIGHT * probs[:, list(borrowed)].sum(axis=1)
+    return pooled
+
+
 def decode(
-    probabilities: np.ndarray, characters: Sequence[str], layouts: dict[str, str] | None = None
+    probabilities: np.ndarray,
+    characters: Sequence[str],
+    layouts: dict[str, str] | None = None,
+    penalties: dict[str, float] | None = None,
 ) -> list[Decoding]:
-    """Every layout's best reading of ``probabilities`` (T x C), best first."""
+    """Every layout's best reading of ``probabilities`` (T x C), best first.
+
+    ``penalties`` (log-probability, by layout name) are a prior against layouts that the plate's
+    colour makes unlikely: a blue plate is no eight-character new-energy plate.
+    """
     layouts = LAYOUTS if layouts is None else layouts
     alphabet = _alphabet(characters)
     probs = np.asarray(probabilities, dtype=np.float64)
     if probs.ndim != 2 or probs.shape[0] < 2 or probs.shape[1] != alphabet.size:
         return []
-    # Glyph variants pooled into their plate character: per character, the frame-wise sum.
-    chars_needed = sorted({c for layout in layouts.values() for code in layout for c in _class_chars(code)})
-    chars_needed = [c for c in chars_needed if c in alphabet.columns]
-    position = {c: i for i, c in enumerate(chars_needed)}
-    pooled = np.stack([probs[:, list(alphabet.columns[c])].sum(axis=1) for c in chars_needed], axis=1)
+    # Glyph variants pooled into their plate character: per character, the frame-wise sum.  Where a
+    # position cannot hold digits (or letters), a digit (letter) look-alike is evidence too: "8" read
+    # where only a letter may stand is a B.  Such a position's characters get keys of their own.
+    keys = sorted({_key(c, code) for layout in layouts.values() for code in layout for c in _class_chars(code)})
+    keys = [k for k in keys if k[0] in alphabet.columns]
+    position = {k: i for i, k in enumerate(keys)}
+    pooled = np.stack([_pool(probs, *_key_columns(alphabet, k)) for k in keys], axis=1)
+    chars_needed = [k[0] for k in keys]
     blank = probs[:, 0] + (probs[:, list(alphabet.separators)].sum(axis=1) if alphabet.separators else 0.0)
     non_blank_best = np.max(probs[:, 1:], axis=1)
     log_blank = np.log(np.maximum(blank, _EPS))
@@ -189,14 +257,15 @@ def decode(
     for name, layout in layouts.items():
         sets = []
         for code in layout:
-            members = [position[c] for c in _class_chars(code) if c in position]
+            members = [position[_key(c, code)] for c in _class_chars(code) if _key(c, code) in position]
             if not members:
                 break
             sets.append(members)
         else:
             decoding = _viterbi(pooled, log_blank, log_wild, sets, chars_needed, name)
             if decoding is not None:
-                results.append(decoding)
+                penalty = (penalties or {}).get(name, 0.0)
+                results.append(replace(decoding, log_score=decoding.log_score - penalty) if penalty else decoding)
     results.sort(key=lambda d: d.log_score, reverse=True)
     return results
 

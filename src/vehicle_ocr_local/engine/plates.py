@@ -331,7 +331,8 @@ def _decide(rgb: np.ndarray, lines: Sequence[OcrLine], candidate: _Candidate, ga
         if two is not None:
             readings.append(two)
     else:
-        one = read_line(rgb, candidate.quad)
+        color = plate_color(rgb, *candidate.box, quad=candidate.quad, gains=gains)
+        one = read_line(rgb, candidate.quad, color=color)
         if one is not None:
             readings.append(one)
         text = clean_text("".join(lines[i].text for i in candidate.used))

@@ -46,7 +46,9 @@ class Reading:
         return (min(xs), min(ys), max(xs), max(ys))
 
 
-def _read(crop: np.ndarray, layouts: dict[str, str]) -> list[grammar.Decoding]:
+def _read(
+    crop: np.ndarray, layouts: dict[str, str], penalties: dict[str, float] | None = None
+) -> list[grammar.Decoding]:
     """The crop's decodings, with positions as fractions of the crop's own width."""
     result = recognize_probabilities(np.ascontiguousarray(stretch(crop)[:, :, ::-1]))
     if result is None:
@@ -55,7 +57,8 @@ def _read(crop: np.ndarray, layouts: dict[str, str]) -> list[grammar.Decoding]:
     # The recogniser pads a short crop on the right to its minimum width: frames past the crop are padding.
     ratio = crop.shape[1] / crop.shape[0]
     content = min(1.0, ratio / max(ratio, MIN_READ_RATIO))
-    return [_rescale(d, 1.0 / content) for d in grammar.decode(probabilities, characters, layouts)]
+    decodings = grammar.decode(probabilities, characters, layouts, penalties)
+    return [_rescale(d, 1.0 / content) for d in decodings]
 
 
 def _rescale(decoding: grammar.Decoding, factor: float) -> grammar.Decoding:
@@ -74,13 +77,15 @@ def _sub_quad(quad: Quad, start: float, end: float) -> Quad:
     return tuple((float(x), float(y)) for x, y in (top0, top1, bottom1, bottom0))
 
 
-def read_line(rgb: np.ndarray, quad: Quad, margin: float = 0.8) -> Reading | None:
-    """The best one-row plate reading of the text line ``quad`` (tl, tr, br, bl), widened by ``margin`` heights."""
+def read_line(rgb: np.ndarray, quad: Quad, margin: float = 0.8, color: str | None = None) -> Reading | None:
+    """The best one-row plate reading of the text line ``quad`` (tl, tr, br, bl), widened by ``margin``
+    heights; ``color``, the plate's colour as judged from its pixels, makes the layouts it is not printed
+    with less likely."""
     region = widen(quad, margin, margin, 0.12, 0.12)
     crop = rectify(rgb, region)
     if crop is None:
         return None
-    decodings = _read(crop, grammar.LAYOUTS)
+    decodings = _read(crop, grammar.LAYOUTS, grammar.color_penalties(color))
     if not decodings:
         return None
     best = decodings[0]
