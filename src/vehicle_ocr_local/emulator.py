@@ -162,9 +162,17 @@ def _versions_under_prefix(original: Any) -> Any:
 
 
 def patch_moto() -> None:
-    """Give moto (in this process) the transactions and version listings above; idempotent."""
+    """Give moto (in this process) the transactions and version listings above; idempotent.
+
+    And a parse of each JSONPath once: moto's PutEvents builds a JSONPath parser (ply's tables
+    included) for every path of every target's input on every event, a third of its time.
+    """
+    import jsonpath_ng.ext
     from moto.dynamodb.models import DynamoDBBackend
     from moto.s3.models import S3Backend
+
+    if not hasattr(jsonpath_ng.ext.parse, "cache_info"):
+        jsonpath_ng.ext.parse = functools.lru_cache(maxsize=256)(jsonpath_ng.ext.parse)
 
     DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
     if not getattr(S3Backend.list_object_versions, "narrowed", False):
