@@ -54,7 +54,9 @@ def redrive_event(message: dict[str, Any], *, message_id: str) -> dict[str, Any]
                 "eventVersion": "2.1",
                 "eventSource": "aws:s3",
                 "eventName": "ObjectCreated:Put",
-                "eventTime": datetime.now(UTC).isoformat(),
+                # When the upload was made, at the latest: the erasure markers compare it with when a subject
+                # was erased, so a redrive can never write back a subject erased after this upload failed.
+                "eventTime": message.get("failed_at") or datetime.now(UTC).isoformat(),
                 "s3": {"s3SchemaVersion": "1.0", "bucket": {"name": message["bucket"]}, "object": obj},
             }
         ],

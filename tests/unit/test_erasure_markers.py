@@ -21,9 +21,12 @@ from vehicle_ocr import pipeline as pipeline_module
 from vehicle_ocr import shapes
 from vehicle_ocr.answers import PaidAnswer, PaidAnswers
 from vehicle_ocr.erasure import PLATE, RECORD, VIN, tombstone_item, tombstone_pk
+from vehicle_ocr.errors import UpstreamError
 from vehicle_ocr.pipeline import Pipeline
 from vehicle_ocr.providers.base import ProviderAnswer
+from vehicle_ocr.s3_events import parse_s3_event
 from vehicle_ocr.settings import Settings
+from vehicle_ocr_local.redrive import redrive_event
 
 BUCKET = "vehicle-ocr-images"
 JPEG = make_jpeg(seed=31)
@@ -217,3 +220,20 @@ def test_marker_holds_no_plate_number_and_nothing_an_index_is_keyed_on():
     assert "沪A12345" not in json.dumps(marker, ensure_ascii=False)
     assert set(marker) == {"pk", "sk", "erased_at", "expires_at"}
     assert int(marker["expires_at"]["N"]) > (ERASED_AT + timedelta(days=14)).timestamp()
+
+
+def test_a_redrive_after_the_erasure_does_not_write_the_erased_plate_back():
+    # Given a plate photo that failed (quota spent) before its plate was erased, its failure message queued
+    w = world(plate=[UpstreamError("tianapi", 150), plates("沪A12345")])
+    w.pipeline.process(w.upload("plates/cam1/car.jpg", at=BEFORE))
+    (message,) = w.publisher.messages
+    w.erase(PLATE, "沪A12345")
+
+    # When the quota is topped up and the operator redrives the failure (`vehicle-ocr redrive`, the console)
+    redriven = parse_s3_event(redrive_event(message["body"], message_id="m-1"))
+    (outcome,) = w.pipeline.process_event(redriven)
+
+    # Then the plate the redrive read is not written back: no record, sighting or event names it
+    assert outcome.detail == "erased"
+    assert "沪A12345" not in json.dumps(w.store.items(), ensure_ascii=False)
+    assert w.publisher.events == []
