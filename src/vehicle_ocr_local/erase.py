@@ -223,6 +223,8 @@ class Eraser:
             if subject.vin:
                 plan.vins.add(subject.vin)
             self._add_records(plan, self._by_identifiers(plan.plates, plan.vins))
+            # What an interrupted run had found: its second hop may no longer be reachable from what is left.
+            self._add_records(plan, self._remembered_record_ids(plan.subject))
             # One hop: the VINs of licences naming the plate, the plate numbers of the VIN's licences.
             plates, vins = self._identifiers(plan.records.values())
             self._add_records(plan, self._by_identifiers(plates - plan.plates, vins - plan.vins))
@@ -240,6 +242,15 @@ class Eraser:
         for rid in sorted(plan.record_ids):
             self._add_answers(plan, rid)
         return plan
+
+    def _remembered_record_ids(self, subject: Subject) -> set[str]:
+        """The record ids an earlier run of this erasure planned to remove (kept on the subject's marker)."""
+        item = self._dynamodb.get_item(
+            TableName=self._resources.results_table,
+            Key={"pk": {"S": subject.marker}, "sk": {"S": TOMBSTONE_SK}},
+            ConsistentRead=True,
+        ).get("Item", {})
+        return set(item.get("record_ids", {}).get("SS", []))
 
     def _add_stopped_uploads(self, plan: Plan) -> None:
         """Uploads an earlier erasure's markers stopped: their images may lie under keys no record names."""
@@ -444,24 +455,33 @@ class Eraser:
     def mark(self, plan: Plan, erased_at: datetime | None = None) -> None:
         """Write the plan's erasure markers: from now on the pipeline records nothing they cover.
 
-        The subject's own marker, written last, lists the others (digests), so that a later run finds
-        the uploads they stopped even once the records that led to them are gone.
+        The subject's own marker, written last, lists the others (digests) and the record ids found, so
+        that a later run finds the uploads they stopped, and a run interrupted after it removed the
+        licence linking a plate to a VIN still finds that VIN's other records.
         """
         erased_at = erased_at or datetime.now(UTC)
         markers = plan.markers
         for pk in markers[1:]:
             self._put_marker(pk, erased_at, set())
-        self._put_marker(markers[0], erased_at, set(markers[1:]))
+        self._put_marker(markers[0], erased_at, set(markers[1:]), record_ids=plan.record_ids)
 
-    def _put_marker(self, pk: str, erased_at: datetime, related: set[str]) -> None:
+    def _put_marker(
+        self, pk: str, erased_at: datetime, related: set[str], *, record_ids: set[str] | None = None
+    ) -> None:
         values: dict[str, Any] = {
             ":at": {"N": str(epoch_ms(erased_at))},
             ":expires": {"N": str(int(erased_at.timestamp()) + TOMBSTONE_TTL_S)},
         }
         update = "SET erased_at = :at, expires_at = :expires"
+        added = []
         if related:
-            update += " ADD related :related"
+            added.append("related :related")
             values[":related"] = {"SS": sorted(related)}
+        if record_ids:  # record ids are digests of bucket, key and version: nothing personal
+            added.append("record_ids :record_ids")
+            values[":record_ids"] = {"SS": sorted(record_ids)}
+        if added:
+            update += " ADD " + ", ".join(added)
         self._dynamodb.update_item(
             TableName=self._resources.results_table,
             Key={"pk": {"S": pk}, "sk": {"S": TOMBSTONE_SK}},

@@ -12,7 +12,6 @@ from tests.conftest import free_port, make_jpeg
 from tests.integration.running_up import start_up
 from tests.integration.test_cli import run_cli
 from tests.integration.test_erase import BUCKET, VEHICLE_OCR, api, erase
-from tests.integration.test_erase import running_stack as running_stack  # the fixture
 from tests.integration.test_erase_races import versions_of
 
 

@@ -14,9 +14,8 @@ from urllib.parse import quote
 import pytest
 
 from tests.conftest import make_jpeg
-from tests.fakes.upstream import Reply
+from tests.fakes.upstream import DEFAULT_VEHICLE_LICENSE, Reply
 from tests.integration.test_erase import BUCKET, api, erase, paid_answer_ids
-from tests.integration.test_erase import running_stack as running_stack  # the fixture
 from vehicle_ocr.answers import stored_answer_id
 from vehicle_ocr_local.erase import Eraser, Resources, Subject
 
@@ -127,3 +126,38 @@ def test_an_interrupted_erasure_is_completed_by_the_next_run(running_stack, fake
     assert api(stack, f"/plates/{quote(PLATE)}").json()["items"] == []
     assert api(stack, "/results").json()["items"] == []
     assert fake_upstream.billed("tianapi") == 1
+
+
+def test_a_run_interrupted_after_removing_the_linking_licence_still_reaches_the_vins_other_records(
+    running_stack, fake_upstream
+):
+    stack = running_stack
+    # Given a licence linking plate 沪D44444 to a VIN, and an older licence of that VIN under another plate
+    vin, old_plate = "LSVAU218XN2183294", "沪E55555"
+    linking, older = make_jpeg(seed=520), make_jpeg(seed=521)
+    fake_upstream.set_answer(linking, {**DEFAULT_VEHICLE_LICENSE, "plate_number": PLATE, "vin": vin})
+    fake_upstream.set_answer(older, {**DEFAULT_VEHICLE_LICENSE, "plate_number": old_plate, "vin": vin})
+    stack.upload("vehicle-licenses/now.jpg", linking)
+    stack.upload("vehicle-licenses/before.jpg", older)
+    assert stack.wait_for(2, timeout_s=60) == 2
+
+    # When an erasure of the plate marks everything, removes the linking licence's record, and is interrupted
+    refs = stack.resources.refs
+    resources = Resources(refs["ResultsTable"], refs["IdempotencyTable"], (refs["FailureQueue"],))
+    eraser = Eraser(
+        s3=stack.client("s3"), dynamodb=stack.client("dynamodb"), sqs=stack.client("sqs"), resources=resources
+    )
+    plan = eraser.find(Subject.of(plate=PLATE, vin=None, bucket=None, key=None))
+    eraser.mark(plan)
+    (linking_id,) = [rid for rid, record in plan.records.items() if record["vehicle_license"]["plate_number"] == PLATE]
+    eraser._delete_partition(linking_id)
+    assert api(stack, f"/vehicles/{vin}").json()["items"]  # the older licence, found only through the VIN
+
+    # And the erasure is run again
+    rerun = erase(stack, "--plate", PLATE)
+
+    # Then the rerun still reaches the VIN's older licence (and its plate) and removes it
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert api(stack, f"/vehicles/{vin}").json()["items"] == []
+    assert api(stack, f"/plates/{quote(old_plate)}").json()["items"] == []
+    assert versions_of(stack, "vehicle-licenses/before.jpg") == []
