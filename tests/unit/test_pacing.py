@@ -70,8 +70,9 @@ def test_a_late_wake_up_pushes_the_next_call_back_instead_of_bunching_them():
 
 
 def test_concurrent_callers_go_one_interval_apart():
-    # Given one pacer shared by threads (the local stack's dispatcher)
-    pacer = Pacer(50)
+    # Given one pacer shared by threads (a process's concurrent callers), on a clock that moves only by sleeping
+    clock = FakeClock()
+    pacer = Pacer(50, clock=clock, sleep=clock.sleep)
     waits: list[float] = []
     lock = threading.Lock()
 
@@ -85,8 +86,9 @@ def test_concurrent_callers_go_one_interval_apart():
         thread.start()
     for thread in threads:
         thread.join()
-    # Then the n-th caller waited about n intervals: the ten calls span 9 intervals, no burst
-    assert max(waits) == pytest.approx(9 * pacer.interval_s, abs=0.05)
+    # Then the ten calls took exactly 9 intervals, one caller at a time: no burst, no time lost
+    assert clock.now - 100.0 == pytest.approx(9 * pacer.interval_s)
+    assert max(waits) <= 9 * pacer.interval_s + 1e-9
 
 
 def test_the_limit_is_the_fleets_not_a_share_of_it():
