@@ -123,6 +123,7 @@ class ImageVersion:
     version_id: str | None  # None: an unversioned object
     etag: str | None
     delete_marker: bool = False
+    listed_version_id: str | None = None  # as S3 lists it ("null" included)
 
     @property
     def record_id(self) -> str:
@@ -334,6 +335,7 @@ class Eraser:
     def _add_versions(self, plan: Plan, bucket: str, key: str, *, everything: bool) -> None:
         """The key's versions that are the subject's (all of them for an object subject)."""
         versions, markers = self._versions(bucket, key)
+        subject_images = {record["source"].get("sha256") for record in plan.records.values()} - {None}
         kept = 0
         for version in versions:
             items = self._partition(version.record_id)
@@ -341,12 +343,19 @@ class Eraser:
             if record is not None and not everything and _someone_else(record, plan):
                 kept += 1  # another vehicle's photo under the same key
                 continue
+            sha256 = self._sha256(version) if record is None else None
+            if record is None and not everything and sha256 not in subject_images:
+                # Not recorded yet, under a key others may share (a gate camera's): maybe another car's upload
+                # being recognised now, which must not end unrecorded. If it is this vehicle's, the plate and
+                # VIN markers stop it and note it, and the next erase removes it.
+                kept += 1
+                continue
             plan.versions.append(version)
             if record is not None:
                 self._add_records(plan, [version.record_id])
             else:  # never recorded (still being recognised, or lost): its answer is found by its bytes
                 plan.record_ids.add(version.record_id)
-                plan.answer_ids |= self._answer_ids(None, version.record_id, self._sha256(version))
+                plan.answer_ids |= self._answer_ids(None, version.record_id, sha256)
         if not kept:
             plan.versions += markers
 
@@ -362,10 +371,11 @@ class Eraser:
         for page in self._s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=key):
             for entry in page.get("Versions", []):
                 if entry["Key"] == key:
-                    versions.append(ImageVersion(bucket, key, _version(entry), entry.get("ETag", "").strip('"')))
+                    etag = entry.get("ETag", "").strip('"')
+                    versions.append(ImageVersion(bucket, key, _version(entry), etag, False, entry.get("VersionId")))
             for entry in page.get("DeleteMarkers", []):
                 if entry["Key"] == key:
-                    markers.append(ImageVersion(bucket, key, _version(entry), None, delete_marker=True))
+                    markers.append(ImageVersion(bucket, key, _version(entry), None, True, entry.get("VersionId")))
         return versions, markers
 
     def _sha256(self, version: ImageVersion) -> str:
@@ -606,12 +616,14 @@ def _json(text: Any) -> dict[str, Any]:
 
 
 def _version(entry: dict[str, Any]) -> str | None:
+    """The version id a record id is made from: none for an object written while versioning was off."""
     version_id = entry.get("VersionId")
     return None if not version_id or version_id == "null" else version_id
 
 
 def _object_identifier(version: ImageVersion) -> dict[str, str]:
     identifier = {"Key": version.key}
-    if version.version_id:
-        identifier["VersionId"] = version.version_id
+    # "null" names the version written while versioning was off: without it, S3 would only add a delete marker.
+    if version.listed_version_id or version.version_id:
+        identifier["VersionId"] = version.listed_version_id or version.version_id or ""
     return identifier

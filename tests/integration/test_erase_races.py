@@ -61,16 +61,18 @@ def test_uploads_recognised_while_the_plate_is_erased_never_reappear(running_sta
     # Then neither upload was recorded: the query API finds nothing of the plate
     assert api(stack, f"/plates/{quote(PLATE)}").json()["items"] == []
     assert api(stack, "/results").json()["items"] == []
-    # And every answer paid for it is gone (all three were billed), the gate key has no version left
+    # And every answer paid for it is gone (all three were billed)
     assert fake_upstream.billed("tianapi") == 3
     assert {answer_of(image) for image in (first, second, elsewhere)}.isdisjoint(paid_answer_ids(stack))
-    assert versions_of(stack, "plates/gate.jpg") == []
-    # And the photo under the key no record ever named is left for the next run, which removes it
+    # And the two photos still being recognised are left for the next run: under a key others may share (the
+    # gate's) an unrecorded version may be another car's; the plate's marker stopped both and noted them
+    assert len(versions_of(stack, "plates/gate.jpg")) == 1
     assert len(versions_of(stack, "plates/elsewhere.jpg")) == 1
     after = erase(stack, "--plate", PLATE)
     assert after.returncode == 0, after.stdout + after.stderr
-    assert "removed 0 records, 0 plate sightings, 1 image versions" in after.stdout
+    assert "removed 0 records, 0 plate sightings, 2 image versions" in after.stdout
     assert "(2 uploads stopped while being recognised)" in after.stdout
+    assert versions_of(stack, "plates/gate.jpg") == []
     assert versions_of(stack, "plates/elsewhere.jpg") == []
     # And a third run finds nothing
     assert "nothing held about plate" in erase(stack, "--plate", PLATE).stdout
@@ -161,3 +163,29 @@ def test_a_run_interrupted_after_removing_the_linking_licence_still_reaches_the_
     assert api(stack, f"/vehicles/{vin}").json()["items"] == []
     assert api(stack, f"/plates/{quote(old_plate)}").json()["items"] == []
     assert versions_of(stack, "vehicle-licenses/before.jpg") == []
+
+
+def test_another_cars_upload_under_the_same_key_being_recognised_during_the_erasure_is_recorded(
+    running_stack, fake_upstream
+):
+    stack = running_stack
+    # Given a gate camera writing every car to one key: this plate's photo recognised, then another car's
+    # photo whose answer is slow
+    ours, theirs = make_jpeg(seed=530), make_jpeg(seed=531)
+    fake_upstream.set_answer(ours, {"color": "blue", "number": PLATE})
+    fake_upstream.set_answer(theirs, {"color": "blue", "number": "沪F66666"})
+    stack.upload("plates/gate.jpg", ours)
+    assert stack.wait_for(1, timeout_s=60) == 1
+    fake_upstream.script("tianapi", [Reply(stall_s=8)])
+    stack.upload("plates/gate.jpg", theirs)
+    wait_until(lambda: len(fake_upstream.calls) == 2, 30, "the other car's call under way")
+
+    # When this plate is erased while the other car's photo is being recognised
+    during = erase(stack, "--plate", PLATE)
+    assert during.returncode == 0, during.stdout + during.stderr
+    assert stack.wait_for(2, timeout_s=60) == 2
+
+    # Then the other car's upload ends as its record, with its image; nothing of this plate is left
+    assert [item["plates"][0]["number"] for item in api(stack, "/plates/沪F66666").json()["items"]] == ["沪F66666"]
+    assert len(versions_of(stack, "plates/gate.jpg")) == 1
+    assert api(stack, f"/plates/{quote(PLATE)}").json()["items"] == []
