@@ -202,6 +202,15 @@ class MemoryStore:
         self.table[(record_id, TRANSIENT_SK)] = _storable(updated)
         return AttemptHistory()
 
+    def release_announcement(self, record_id: str) -> None:
+        """``REMOVE announcer, announce_until``, conditional on the record existing."""
+        self._enter("release_announcement")
+        item = self.table.get((record_id, RECORD_SK))
+        if item is None:
+            raise client_error("ConditionalCheckFailedException", "The conditional request failed", "UpdateItem")
+        item.pop("announcer", None)
+        item.pop("announce_until", None)
+
     def mark_notified(self, record_id: str, at: datetime) -> None:
         """``SET notified_at``, conditional on the record existing."""
         self._enter("mark_notified")

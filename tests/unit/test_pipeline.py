@@ -332,11 +332,11 @@ def test_duplicate_arriving_while_the_writer_announces_leaves_the_announcement_t
 
 
 def test_writer_that_crashed_before_announcing_is_announced_by_its_own_retry_not_by_a_duplicate():
-    # Given an invocation that wrote its record and died before announcing
+    # Given an invocation that wrote its record and died before announcing (killed: nothing after the write ran)
     w = world(plate=[plates("沪A12345")])
     obj = w.upload(PLATE_KEY)
-    w.publisher.fail_next("announce_success", PublishError("the invocation died here"))
-    with pytest.raises(PublishError):
+    w.publisher.fail_next("announce_success", SystemExit("the invocation was killed here"))  # no except runs
+    with pytest.raises(SystemExit):
         w.pipeline.process(obj, request_id="writing-invocation")
 
     # When a duplicate delivery comes first, then Lambda's retry of the writer (same request id) a minute later
@@ -347,6 +347,23 @@ def test_writer_that_crashed_before_announcing_is_announced_by_its_own_retry_not
 
     # Then the outcome was announced once, by the retry, and paid once
     assert (duplicate.detail, retried.detail) == ("duplicate", "duplicate")
+    assert len(w.publisher.events) == 1
+    assert w.plate.calls == 1
+
+
+def test_a_writer_that_failed_to_announce_lets_any_later_delivery_announce():
+    # Given an invocation that wrote its record and then could not announce it (EventBridge refused)
+    w = world(plate=[plates("沪A12345")])
+    obj = w.upload(PLATE_KEY)
+    w.publisher.fail_next("announce_success", PublishError("EventBridge refused the event"))
+    with pytest.raises(PublishError):
+        w.pipeline.process(obj, request_id="writing-invocation")
+
+    # When the event is sent again by someone else at once (the dead-letter queue's payload, resent)
+    outcome = w.pipeline.process(obj, request_id="resent-by-the-operator")
+
+    # Then that delivery announces it: once, without paying again
+    assert outcome.detail == "duplicate"
     assert len(w.publisher.events) == 1
     assert w.plate.calls == 1
 

@@ -232,7 +232,13 @@ class Pipeline:
         if not created:
             # A concurrent delivery recorded first; it announces its own outcome.
             return Outcome(obj.record_id, obj.key, None, "duplicate", record["kind"])
-        self._announce(record, attempts)
+        try:
+            self._announce(record, attempts)
+        except Exception:
+            # This invocation could not announce: any later delivery may (a resend from the dead-letter
+            # queue, a duplicate), not only this invocation's own retry.
+            self._release_announcement(obj.record_id)
+            raise
         error = record.get("error")
         return Outcome(
             obj.record_id,
@@ -311,6 +317,12 @@ class Pipeline:
         if self._answers is None:
             return ""
         return self._answers.key(kind=kind, provider=recognizer.name, sha256=sha256, record_id=obj.record_id)
+
+    def _release_announcement(self, record_id: str) -> None:
+        try:
+            self._store.release_announcement(record_id)
+        except Exception:  # the same trouble may be why announcing failed: the lease still ends on its own
+            logger.exception("announcement lease not released; it ends by itself")
 
     def _left_to_its_writer(self, stored: StoredRecord, request_id: str | None) -> bool:
         """Whether an unannounced record found by another delivery is for its writer to announce.

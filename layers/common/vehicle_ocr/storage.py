@@ -240,6 +240,15 @@ class ResultsStore:
             raise
         return AttemptHistory()
 
+    def release_announcement(self, record_id: str) -> None:
+        """The writer could not announce the record: let any delivery announce it from now on."""
+        self._client.update_item(
+            TableName=self.table_name,
+            Key=_key(record_id, RECORD_SK),
+            UpdateExpression="REMOVE announcer, announce_until",
+            ConditionExpression="attribute_exists(pk)",
+        )
+
     def mark_notified(self, record_id: str, at: datetime) -> None:
         self._client.update_item(
             TableName=self.table_name,
