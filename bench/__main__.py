@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 
 from bench.common import REPORT, RESULTS, ROOT, Section
 
-SECTIONS = ("overhead", "throughput", "cold_start", "paid_calls", "engine")
+SECTIONS = ("overhead", "throughput", "local_burst", "cold_start", "paid_calls", "engine")
 
 
 # Concurrent deliveries share Powertools' process-wide metric store: one invocation's flush can leave
