@@ -14,7 +14,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from vehicle_ocr.rate_budget import FIRST_ROUND_TRIP_S, KEY_PREFIX, LATE_S, SAFETY, RateBudget
+from vehicle_ocr.rate_budget import FIRST_ROUND_TRIP_S, KEY_PREFIX, LATE_S, SAFETY, RateBudget, SlotTooLate
 from vehicle_ocr.recognition import Recognition
 from vehicle_ocr.settings import Settings
 
@@ -199,3 +199,18 @@ def test_recognition_draws_from_the_budget_when_the_settings_name_its_table():
 class _Named:
     def __init__(self, name: str):
         self.name = name
+
+
+def test_a_slot_later_than_the_caller_can_wait_is_refused_rather_than_slept_into(dynamodb):
+    # Given a slow provider (one call every 5 s) and four slots already taken by the fleet
+    clock = FakeClock()
+    fleet = instance(dynamodb, clock, rate=0.2)
+    for _ in range(4):
+        fleet._draw()
+    late = instance(dynamodb, clock, rate=0.2)
+    # When an instance with 10 s left asks for a slot (the next one is some 20 s away)
+    started = clock.now
+    with pytest.raises(SlotTooLate):
+        late.wait(max_wait_s=10)
+    # Then it did not sleep towards it: the invocation can still fail cleanly and be retried later
+    assert clock.now == started

@@ -386,6 +386,32 @@ def test_a_record_whose_writer_is_gone_for_good_is_announced_by_a_later_delivery
     assert w.plate.calls == 1
 
 
+class UnreachableBudget:
+    """The fleet's rate budget when DynamoDB cannot be reached: every draw fails."""
+
+    def wait(self, max_wait_s: float = float("inf")) -> float:
+        raise ClientError({"Error": {"Code": "ServiceUnavailable"}}, "UpdateItem")
+
+
+def test_an_unreachable_rate_budget_ends_the_upload_failed_and_retryable_not_unrecorded():
+    # Given the rate budget's table cannot be reached
+    w = world(plate=[plates("沪A12345")])
+    w.pipeline._recognition.pacers["tianapi"] = UnreachableBudget()  # type: ignore[assignment]
+    obj = w.upload(PLATE_KEY)
+
+    # When Lambda invokes the upload and retries it, up to its last attempt
+    for _attempt in range(w.pipeline.settings.async_attempts - 1):
+        with pytest.raises(TransientFailure):
+            w.pipeline.process(obj)
+    outcome = w.pipeline.process(obj)
+
+    # Then the last attempt records it FAILED, retryable, with one failure message; the provider was never called
+    assert (outcome.status, outcome.error_code) == ("FAILED", "RATE_BUDGET_UNAVAILABLE")
+    assert w.record()["error"]["retryable"] is True
+    assert [m["body"]["error"]["code"] for m in w.publisher.messages] == ["RATE_BUDGET_UNAVAILABLE"]
+    assert w.plate.calls == 0
+
+
 def test_one_failing_object_does_not_stop_the_others_of_an_event():
     # Given an event naming three objects, and EventBridge refusing the first announcement
     w = world(plate=[plates("沪A11111"), plates("沪A33333")], licence=[licence_answer()])

@@ -74,6 +74,12 @@ CODES: dict[tuple[str, str], CodeInfo] = {
                 Action.WAIT,
             ),
             ("UPSTREAM_RATE_LIMITED", "upstream refused the request as too frequent (HTTP 429)", True, Action.WAIT),
+            (
+                "RATE_BUDGET_UNAVAILABLE",
+                "no call to the provider could be scheduled in time (the fleet's rate budget)",
+                True,
+                Action.WAIT,
+            ),
             # Not retryable: such an answer was (or may have been) billed, and asking again would pay again.
             (
                 "UPSTREAM_BAD_RESPONSE",

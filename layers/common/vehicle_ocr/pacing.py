@@ -15,6 +15,7 @@ sending) is covered only by the 3% margin.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -39,8 +40,12 @@ class Pacer:
         self._last_call: float | None = None
         self._lock = threading.Lock()  # one caller at a time decides, sleeps and goes
 
-    def wait(self) -> float:
-        """Block until one interval has passed since the previous caller was released; returns the seconds waited."""
+    def wait(self, max_wait_s: float = math.inf) -> float:
+        """Block until one interval has passed since the previous caller was released; returns the seconds waited.
+
+        ``max_wait_s`` is accepted like the fleet-wide budget's: in one process the wait is at most the
+        interval times the callers ahead, which the caller's time always covers.
+        """
         start = self._clock()
         with self._lock:
             while self._last_call is not None:

@@ -53,6 +53,10 @@ LEAD_BOUNDS_S = (0.002, 0.25)
 FIRST_ROUND_TRIP_S = 0.02
 
 
+class SlotTooLate(RuntimeError):
+    """The fleet's next slot for the provider comes later than the caller can wait."""
+
+
 class RateBudget:
     """Fleet-wide spacing of one provider's calls: ``wait()`` returns when this caller's slot has come."""
 
@@ -85,12 +89,18 @@ class RateBudget:
         self.draws = 0  # slots taken (a late wake-up takes another)
         self.waited_s = 0.0  # in wait(), drawing and sleeping
 
-    def wait(self) -> float:
-        """Block until this caller's slot; returns the seconds waited."""
+    def wait(self, max_wait_s: float = math.inf) -> float:
+        """Block until this caller's slot; returns the seconds waited.
+
+        Raises ``SlotTooLate`` rather than sleep past ``max_wait_s`` (what the invocation has left):
+        an instance killed while it waits would have spent its slot for nothing.
+        """
         start = self._clock()
         for redraw in range(MAX_REDRAWS + 1):
             slot_us = self._draw()
             delay = slot_us / 1e6 - self._clock()
+            if delay > max_wait_s - (self._clock() - start):
+                raise SlotTooLate(f"{self.provider}: the next slot is {delay:.1f} s away")
             if delay > 0:
                 self._sleep(delay)
             if self._clock() - slot_us / 1e6 <= LATE_S or redraw == MAX_REDRAWS:

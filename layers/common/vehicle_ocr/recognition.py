@@ -158,7 +158,7 @@ class Recognition:
         while True:
             attempt += 1
             if pacer is not None:
-                pacer.wait()
+                self._wait_for_slot(pacer, recognizer, remaining_s)
             log.calls += 1
             log.usage.add(recognizer.name, "calls")
             try:
@@ -180,6 +180,19 @@ class Recognition:
                 if recognizer.name in self._paid:
                     log.usage.add(recognizer.name, "billed")  # every answer is billed, a usable one or not
                 return answer
+
+    def _wait_for_slot(
+        self, pacer: Pacer | RateBudget, recognizer: Recognizer, remaining_s: Callable[[], float]
+    ) -> None:
+        """Wait for the provider's next slot, or fail retryably (the upload then ends FAILED, never unrecorded).
+
+        The budget's table unreachable, or no slot before the invocation would have to end: Lambda's retry
+        comes back later, and its last attempt records FAILED with this code.
+        """
+        try:
+            pacer.wait(max_wait_s=remaining_s() - self.settings.call_deadline_s - RESERVE_S)
+        except Exception as exc:
+            raise PipelineError(recognizer.name, "RATE_BUDGET_UNAVAILABLE", str(exc)[:200]) from exc
 
 
 def _pacer(settings: Settings, provider: str, rate: float) -> Pacer | RateBudget:
