@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import load_event, load_function_module, make_jpeg
+from tests.conftest import apply_environment, load_event, load_function_module, make_jpeg
 from tests.fakes.upstream import Reply
 from tests.integration.test_query_api import api_event, call
 from tests.integration.test_recognize_events import stage_event
@@ -41,8 +41,9 @@ def process(stack, app, context, event_name: str, key: str, body: bytes) -> None
 def test_usage_equals_what_the_upstream_billed_with_reuses_and_a_fallback(
     stack, recognize_env, lambda_context, fake_upstream, query_app, monkeypatch
 ):
-    # Given the plate chain tianapi,local and the template's prices (tianapi 0.05 CNY a call)
-    monkeypatch.setenv("PLATE_PROVIDERS", "tianapi,local")
+    # Given the plate chain tianapi,local and the template's prices (tianapi 0.05 CNY a call); the recognise
+    # function loaded with its own environment (query_app's, its service name included, was applied last)
+    apply_environment(monkeypatch, {**recognize_env, "PLATE_PROVIDERS": "tianapi,local"})
     app = load_function_module("recognize", "recognize_app_usage")
     photos = [make_jpeg(seed) for seed in range(3)]
 
