@@ -67,7 +67,8 @@ COLOR_LAYOUTS: dict[str, frozenset[str]] = {
     "yellow": frozenset({"regular", "suffixed"}),
     "green": frozenset({"new_energy_small", "new_energy_large"}),
     "yellow_green": frozenset({"new_energy_large", "new_energy_small"}),
-    "white": frozenset({"suffixed", "armed_police", "armed_police_old", "regular"}),
+    # A new-energy plate's pale green gradient often looks white in a photo.
+    "white": frozenset({"suffixed", "armed_police", "armed_police_old", "regular", "new_energy_small"}),
     "black": frozenset({"hong_kong_macau", "consulate", "embassy", "regular"}),
 }
 # Log-probability taken off a layout the plate's colour does not print.
