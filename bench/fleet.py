@@ -8,7 +8,6 @@ Lambda's asynchronous poller does up to the function's reserved concurrency.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import queue
 import subprocess
@@ -20,7 +19,7 @@ from typing import IO, Any
 import boto3
 
 from bench.common import REGION, ROOT
-from vehicle_ocr_local.stack import EmulatorProcess
+from vehicle_ocr_local.stack import EmulatorProcess, stop_child
 
 
 class Emulator:
@@ -100,7 +99,7 @@ class Fleet:
 
     def __exit__(self, *exc_info: object) -> None:
         for instance in self._instances:
-            _stop(instance.process)
+            stop_child(instance.process)
 
     def counters(self) -> Counters:
         return Counters(
@@ -133,14 +132,3 @@ class Fleet:
         for thread in threads:
             thread.join()
         return replies
-
-
-def _stop(process: subprocess.Popen[str]) -> None:
-    with contextlib.suppress(OSError):
-        if process.stdin is not None:
-            process.stdin.close()
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()

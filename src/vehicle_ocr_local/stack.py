@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import gc
 import importlib.util
@@ -261,6 +262,18 @@ class SerializedMotoServer(ThreadedMotoServer):
         self._thread = None
 
 
+def stop_child(process: subprocess.Popen[str]) -> None:
+    """End a child that stops when its standard input closes; killed if it has not within 30 s."""
+    with contextlib.suppress(OSError):
+        if process.stdin is not None:
+            process.stdin.close()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 class EmulatorProcess:
     """The stack's SerializedMotoServer in a child process (``python -m vehicle_ocr_local.emulator``).
 
@@ -300,13 +313,7 @@ class EmulatorProcess:
         process, self._process = self._process, None
         if process is None:
             return
-        if process.stdin is not None:
-            process.stdin.close()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_child(process)
         if process.stdout is not None:
             process.stdout.close()
 

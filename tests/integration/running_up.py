@@ -17,6 +17,7 @@ import pytest
 import requests
 
 from tests.conftest import free_port
+from tests.fakes.fixtures import environment_for
 from tests.integration.test_cli import VEHICLE_OCR
 
 
@@ -55,6 +56,11 @@ class RunningUp:
                 return answer.json()
             time.sleep(0.3)
         pytest.fail(f"no record for {key} within {timeout_s} s:\n" + "".join(self.output))
+
+
+def paid_providers_at(upstream: Any) -> dict[str, str]:
+    """The environment that makes `vehicle-ocr up` recognise with tianapi and apizero, both at ``upstream``."""
+    return {**environment_for(upstream), "PLATE_PROVIDERS": "tianapi", "LICENSE_PROVIDERS": "apizero"}
 
 
 @contextmanager

@@ -20,9 +20,9 @@ import pytest
 import requests
 
 from tests.conftest import ROOT, free_port, make_jpeg
-from tests.fakes.fixtures import APIZERO_TEST_KEY, TIANAPI_TEST_KEY, environment_for
+from tests.fakes.fixtures import APIZERO_TEST_KEY, TIANAPI_TEST_KEY
 from tests.fakes.upstream import DEFAULT_VEHICLE_LICENSE, FakeUpstream
-from tests.integration.running_up import RunningUp, start_up
+from tests.integration.running_up import RunningUp, paid_providers_at, start_up
 from tests.integration.test_cli import VEHICLE_OCR, assert_one_line_error, run_cli
 
 PHOTO = ROOT / "samples" / "plates" / "001-blue-regular.jpg"
@@ -38,8 +38,7 @@ def upstream() -> Iterator[FakeUpstream]:
 @pytest.fixture(scope="module")
 def running(upstream: FakeUpstream) -> Iterator[RunningUp]:
     """`vehicle-ocr up` with the paid providers pointed at the fake upstream."""
-    environment = {**environment_for(upstream), "PLATE_PROVIDERS": "tianapi", "LICENSE_PROVIDERS": "apizero"}
-    with start_up(environment) as stack:
+    with start_up(paid_providers_at(upstream)) as stack:
         yield stack
 
 

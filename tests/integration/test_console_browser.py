@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT
-from tests.fakes.fixtures import APIZERO_TEST_KEY, TIANAPI_TEST_KEY, environment_for
+from tests.fakes.fixtures import APIZERO_TEST_KEY, TIANAPI_TEST_KEY
 from tests.fakes.upstream import DEFAULT_VEHICLE_LICENSE, FakeUpstream, Reply
-from tests.integration.running_up import RunningUp, start_up
+from tests.integration.running_up import RunningUp, paid_providers_at, start_up
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -48,8 +48,7 @@ def upstream() -> Iterator[FakeUpstream]:
 
 @pytest.fixture(scope="module")
 def running(upstream: FakeUpstream) -> Iterator[RunningUp]:
-    environment = {**environment_for(upstream), "PLATE_PROVIDERS": "tianapi", "LICENSE_PROVIDERS": "apizero"}
-    with start_up(environment) as stack:
+    with start_up(paid_providers_at(upstream)) as stack:
         assert any(f"{stack.api_url}/console/" in line for line in stack.output)  # `up` says where the console is
         yield stack
 
