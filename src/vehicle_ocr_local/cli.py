@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import signal
 import sys
 import threading
@@ -37,6 +36,7 @@ from typing import Any
 
 from vehicle_ocr_local import recognize_files
 from vehicle_ocr_local.cli_errors import UsageError, explain
+from vehicle_ocr_local.local_aws import local_client
 from vehicle_ocr_local.stack import REPO_ROOT, LocalStack, StackConfig
 
 DEFAULT_AWS = "http://127.0.0.1:4566"
@@ -348,17 +348,10 @@ def plain_table(rows: Sequence[tuple[str, ...]]) -> str:
 
 # ------------------------------------------------------------------------------------------------ upload / results
 def run_upload(args: argparse.Namespace) -> int:
-    import boto3
 
     check_files(args.files)
 
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=args.endpoint,
-        region_name="us-east-1",
-        aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "local"),
-        aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
-    )
+    s3 = local_client(args.endpoint, "s3")
     for path in args.files:
         key = PREFIXES[args.kind] + path.name
         s3.put_object(Bucket=args.bucket, Key=key, Body=path.read_bytes())
@@ -471,13 +464,8 @@ def erase_clients(args: argparse.Namespace) -> tuple[Any, Any, Any, Any]:
             ),
         )
         return session.client("s3"), session.client("dynamodb"), session.client("sqs"), resources
-    credentials: dict[str, Any] = {
-        "endpoint_url": args.endpoint or DEFAULT_AWS,
-        "region_name": "us-east-1",
-        "aws_access_key_id": os.environ.get("AWS_ACCESS_KEY_ID", "local"),
-        "aws_secret_access_key": os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
-    }
-    sqs = boto3.client("sqs", **credentials)
+    endpoint = args.endpoint or DEFAULT_AWS
+    sqs = local_client(endpoint, "sqs")
     queue_urls = tuple(
         sqs.get_queue_url(QueueName=local_name(name))["QueueUrl"]
         for name in ("FailureQueue", "FailureDeadLetterQueue", "RecognizeDeadLetterQueue")
@@ -485,7 +473,7 @@ def erase_clients(args: argparse.Namespace) -> tuple[Any, Any, Any, Any]:
     resources = Resources(
         results_table=local_name("ResultsTable"), answers_table=local_name("IdempotencyTable"), queue_urls=queue_urls
     )
-    return boto3.client("s3", **credentials), boto3.client("dynamodb", **credentials), sqs, resources
+    return local_client(endpoint, "s3"), local_client(endpoint, "dynamodb"), sqs, resources
 
 
 def confirmed(question: str) -> bool:
@@ -551,13 +539,7 @@ def run_redrive(args: argparse.Namespace) -> int:
                 FunctionName=outputs["RecognizeFunctionArn"], InvocationType="Event", Payload=json.dumps(event)
             )
     else:  # the local stack: its dispatcher drains the notification queue
-        credentials = {
-            "endpoint_url": args.endpoint,
-            "region_name": "us-east-1",
-            "aws_access_key_id": os.environ.get("AWS_ACCESS_KEY_ID", "local"),
-            "aws_secret_access_key": os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
-        }
-        sqs, dynamodb = boto3.client("sqs", **credentials), boto3.client("dynamodb", **credentials)
+        sqs, dynamodb = local_client(args.endpoint, "sqs"), local_client(args.endpoint, "dynamodb")
         queue_url = sqs.get_queue_url(QueueName=local_name("FailureQueue"))["QueueUrl"]
         notifications = sqs.get_queue_url(QueueName=NOTIFICATION_QUEUE)["QueueUrl"]
         table = local_name("ResultsTable")

@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from vehicle_ocr_local.cli_errors import CliError, UsageError
+from vehicle_ocr_local.local_aws import local_client
 
 # --function NAME → (functions/NAME/app.py, the template's logical id)
 FUNCTIONS = {"recognize": "RecognizeFunction", "query": "QueryFunction"}
@@ -71,19 +72,6 @@ def function_for(event: dict[str, Any], path: Path) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ the stack
-def _aws(endpoint: str, service: str) -> Any:
-    import boto3
-
-    session: Any = boto3  # boto3-stubs type a client by its literal service name; this helper serves any
-    return session.client(
-        service,
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",  # noqa: S106 - the local stack accepts any credentials
-    )
-
-
 def running_resources(endpoint: str) -> Any:
     """The running local stack's resources as ``LocalResources``: what template.yaml's Refs resolve to there.
 
@@ -103,7 +91,7 @@ def running_resources(endpoint: str) -> Any:
 
     template = load_template()
     resources = LocalResources(parameters=parameter_defaults(template), template=template)
-    dynamodb, sqs, events = _aws(endpoint, "dynamodb"), _aws(endpoint, "sqs"), _aws(endpoint, "events")
+    dynamodb, sqs, events = (local_client(endpoint, service) for service in ("dynamodb", "sqs", "events"))
     not_ours = f"the stack at {endpoint} has no %s: is it the one `vehicle-ocr up` runs? (check --endpoint)"
     for logical_id in resources_of_type(template, "AWS::DynamoDB::Table"):
         name = local_name(logical_id)
@@ -149,7 +137,7 @@ def complete_s3_records(event: dict[str, Any], endpoint: str, images_bucket: str
     """
     from botocore.exceptions import ClientError
 
-    s3 = _aws(endpoint, "s3")
+    s3 = local_client(endpoint, "s3")
     missing: list[tuple[str, str]] = []
     for record in event.get("Records") or []:
         try:

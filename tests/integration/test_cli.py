@@ -26,6 +26,10 @@ VEHICLE_OCR = str(Path(sys.executable).parent / "vehicle-ocr")
 SAMPLE_PLATE = ROOT / "samples" / "plates" / "001-blue-regular.jpg"
 
 
+# A command with nothing to talk to says so at once, not after botocore's retries (half a minute before).
+PROMPTLY_S = 15
+
+
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 90) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "AWS_ENDPOINT_URL"}
     env.update(AWS_ACCESS_KEY_ID="local", AWS_SECRET_ACCESS_KEY="local", AWS_DEFAULT_REGION="us-east-1")
@@ -72,7 +76,7 @@ def taken_port() -> Iterator[int]:
 def test_upload_without_a_running_stack_says_to_start_it(silent_endpoint):
     # Given no stack listening on the endpoint
     # When an existing image is uploaded to it
-    result = run_cli("upload", str(SAMPLE_PLATE), "--kind", "plate", "--endpoint", silent_endpoint)
+    result = run_cli("upload", str(SAMPLE_PLATE), "--kind", "plate", "--endpoint", silent_endpoint, timeout=PROMPTLY_S)
     # Then one line says nothing answers there and how to start the stack, and the status is 1
     assert_one_line_error(result, 1, f"nothing answers at {silent_endpoint}", "vehicle-ocr up")
     assert result.stdout == ""
@@ -81,7 +85,7 @@ def test_upload_without_a_running_stack_says_to_start_it(silent_endpoint):
 def test_results_without_a_running_stack_says_to_start_it(silent_endpoint):
     # Given no query API listening
     # When the results are asked for
-    result = run_cli("results", "--api", silent_endpoint)
+    result = run_cli("results", "--api", silent_endpoint, timeout=PROMPTLY_S)
     # Then one line names the API's address and says how to start the stack, status 1
     assert_one_line_error(result, 1, f"nothing answers at {silent_endpoint}", "vehicle-ocr up", "--api")
 
@@ -89,7 +93,7 @@ def test_results_without_a_running_stack_says_to_start_it(silent_endpoint):
 def test_redrive_without_a_running_stack_says_to_start_it(silent_endpoint):
     # Given no local stack listening on the endpoint
     # When failures are redriven
-    result = run_cli("redrive", "--endpoint", silent_endpoint, "--timeout", "5")
+    result = run_cli("redrive", "--endpoint", silent_endpoint, "--timeout", "5", timeout=PROMPTLY_S)
     # Then one line names the endpoint and says how to start the stack, status 1
     assert_one_line_error(result, 1, f"nothing answers at {silent_endpoint}", "vehicle-ocr up", "--endpoint")
 

@@ -20,7 +20,7 @@ import pytest
 
 from tests.conftest import ROOT
 from tests.integration.running_up import RunningUp, start_up
-from tests.integration.test_cli import assert_one_line_error, run_cli
+from tests.integration.test_cli import PROMPTLY_S, assert_one_line_error, run_cli
 
 EVENTS = ROOT / "events"
 SAMPLE_PLATE = ROOT / "samples" / "plates" / "016-yellow-coach.jpg"
@@ -111,7 +111,7 @@ def test_invoke_without_a_running_stack_says_to_start_it():
         holder.bind(("127.0.0.1", 0))
         endpoint = f"http://127.0.0.1:{holder.getsockname()[1]}"
         # When a sample event is invoked against it
-        result = invoke(str(EVENTS / "apigw-get-result.json"), "--endpoint", endpoint, timeout=90)
+        result = invoke(str(EVENTS / "apigw-get-result.json"), "--endpoint", endpoint, timeout=PROMPTLY_S)
     # Then one line says nothing answers there and how to start the stack; exit 1
     assert_one_line_error(result, 1, endpoint, "vehicle-ocr up")
 

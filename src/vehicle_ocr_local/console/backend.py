@@ -10,7 +10,6 @@ reaches the browser only through the console server.
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from vehicle_ocr.normalize.plates import canonical_plate_number
 from vehicle_ocr.queries import ResultsQueries
 from vehicle_ocr.storage import ResultsStore
 from vehicle_ocr.usage import Prices, UsageReport
+from vehicle_ocr_local.local_aws import local_client
 from vehicle_ocr_local.redrive import RedriveReport, redrive
 
 # Personal data on a vehicle licence: shown on the record's own page only, never in a listing.
@@ -186,18 +186,11 @@ def with_advice(record: dict[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------- wiring
 def local_backend(endpoint: str) -> ConsoleBackend:
     """The local stack (`vehicle-ocr up`) at ``endpoint``: its names come from template.yaml, as `up` makes them."""
-    import boto3
 
     from vehicle_ocr_local.stack import NOTIFICATION_QUEUE
     from vehicle_ocr_local.template import LOCAL_BUCKET, load_template, local_name, parameter_defaults
 
-    credentials: dict[str, Any] = {
-        "endpoint_url": endpoint,
-        "region_name": "us-east-1",
-        "aws_access_key_id": os.environ.get("AWS_ACCESS_KEY_ID", "local"),
-        "aws_secret_access_key": os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
-    }
-    sqs = boto3.client("sqs", **credentials)
+    sqs = local_client(endpoint, "sqs")
     failure_queue_url = sqs.get_queue_url(QueueName=local_name("FailureQueue"))["QueueUrl"]
     notifications = sqs.get_queue_url(QueueName=NOTIFICATION_QUEUE)["QueueUrl"]
     parameters = parameter_defaults(load_template())
@@ -206,8 +199,8 @@ def local_backend(endpoint: str) -> ConsoleBackend:
         sqs.send_message(QueueUrl=notifications, MessageBody=json.dumps(event, ensure_ascii=False))
 
     return ConsoleBackend(
-        s3=boto3.client("s3", **credentials),
-        dynamodb=boto3.client("dynamodb", **credentials),
+        s3=local_client(endpoint, "s3"),
+        dynamodb=local_client(endpoint, "dynamodb"),
         sqs=sqs,
         bucket=LOCAL_BUCKET,
         results_table=local_name("ResultsTable"),
