@@ -40,6 +40,7 @@ INJECTED_CODE = {"plate": 130, "vehicle_license": 5020}
 # code). Any of them is a correct, retryable outcome.
 TRANSPORT_CODES = {"UPSTREAM_TIMEOUT", "UPSTREAM_UNAVAILABLE", "UPSTREAM_RATE_LIMITED"}
 POSSIBLY_BILLED_CODES = {"UPSTREAM_TIMEOUT", "UPSTREAM_UNAVAILABLE"}
+TIMEOUT_RETRIES = 3  # possibly billed calls an image may retry (UpstreamTimeoutRetries)
 BAD_IMAGES = {"IMAGE_EMPTY": 3, "IMAGE_UNSUPPORTED": 3, "IMAGE_CORRUPT": 4}
 PREFIX = {"plate": "plates/fi/", "vehicle_license": "vehicle-licenses/fi/"}
 
@@ -86,7 +87,7 @@ def stack(upstream_env, monkeypatch):
         parameters={
             "TianapiRequestsPerSecond": "1000",
             "ApizeroRequestsPerSecond": "1000",
-            "UpstreamTimeoutRetries": "3",
+            "UpstreamTimeoutRetries": str(TIMEOUT_RETRIES),
         },
         duplicate_deliveries=duplicate_some,
     )
@@ -158,10 +159,23 @@ def test_two_hundred_uploads_with_mixed_faults_and_duplicates(stack, fake_upstre
     per_key = Counter(item["source"]["key"] for item in items)
     assert sorted(per_key) == sorted(keys), "an upload has no record"
     assert max(per_key.values()) == 1, "an upload has two records"
-    outcomes = {}
+    outcomes, records = {}, {}
     for key in keys:
-        record = queries.latest_for_object(stack.config.bucket, key)
+        records[key] = record = queries.latest_for_object(stack.config.bucket, key)
         outcomes[key] = (record["status"], (record.get("error") or {}).get("code"))
+    # An image whose requests drew more possibly billed faults (timeouts, dropped connections) than it is
+    # allowed to retry ends FAILED, not retryable: how the faults fell among concurrent requests decides
+    # which image, so the test takes it from the record's own count, and allows only a few.
+    gave_up = {
+        key
+        for key, (status, code) in outcomes.items()
+        if expected[key] == ("SUCCEEDED", None)
+        and status == "FAILED"
+        and code in POSSIBLY_BILLED_CODES
+        and records[key]["possibly_billed"] > TIMEOUT_RETRIES
+    }
+    assert len(gave_up) <= 2, f"too many images ran out of possibly billed retries: {sorted(gave_up)}"
+    expected.update({key: outcomes[key] for key in gave_up})
     transient_keys = {
         f"{PREFIX[kind]}code-{code}-{i}.jpg": kind for (kind, code), n in TRANSIENT_FOREVER.items() for i in range(n)
     }
@@ -196,7 +210,8 @@ def test_two_hundred_uploads_with_mixed_faults_and_duplicates(stack, fake_upstre
         assert message["error"]["retryable"] is transient
 
     # And the upstream billed exactly one call per unique image that succeeded
-    assert fake_upstream.billed() == UNIQUE_SUCCESSES
+    succeeded_images = {bodies[key] for key, (status, _) in expected.items() if status == "SUCCEEDED"}
+    assert fake_upstream.billed() == len(succeeded_images)
 
     # And each success was announced once, and nothing ended in the dead-letter queue
     events = []
@@ -214,6 +229,6 @@ def test_two_hundred_uploads_with_mixed_faults_and_duplicates(stack, fake_upstre
         f"\nfault injection: {len(keys)} uploads, {len(duplicated)} duplicated events, processed {processed} "
         f"deliveries in {elapsed:.1f} s with {stack.stats.invocations} invocations ({stack.stats.retries} Lambda "
         f"retries); upstream requests {sum(calls.values())} by outcome {dict(calls)}; billed "
-        f"{fake_upstream.billed()} = unique successes {UNIQUE_SUCCESSES}; {reused} records reused an answer; "
-        f"{len(messages)} failure messages"
+        f"{fake_upstream.billed()} = unique successes {len(succeeded_images)}; {len(gave_up)} gave up; "
+        f"{reused} records reused an answer; {len(messages)} failure messages"
     )
