@@ -8,7 +8,7 @@ import json
 import os
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -70,9 +70,13 @@ class Stack:
     resources: Any
     bucket: str
     events_queue_url: str
+    clients: dict[str, Any] = field(default_factory=dict)
 
     def client(self, service: str) -> Any:
-        return self.session.client(service)
+        """One client per service (making one costs more than most of the requests a test sends)."""
+        if service not in self.clients:
+            self.clients[service] = self.session.client(service)
+        return self.clients[service]
 
     @property
     def table(self) -> str:
@@ -98,6 +102,14 @@ class Stack:
         from vehicle_ocr.storage import RECORD_SK, from_item
 
         return [from_item(item) for item in self.items() if item["sk"] == RECORD_SK]
+
+    def records_of(self, key: str) -> list[dict[str, Any]]:
+        """The records of one object key, newest first, through the index the query API reads."""
+        from vehicle_ocr.queries import ResultsQueries
+
+        return ResultsQueries(self.table, self.client("dynamodb")).object_history(
+            self.bucket, key, limit=100, cursor=None
+        ).items
 
     def sightings(self) -> list[dict[str, Any]]:
         from vehicle_ocr.storage import PLATE_SK_PREFIX

@@ -448,10 +448,6 @@ def _event(stack: Stack, key: str, body: bytes) -> dict[str, Any]:
     return event
 
 
-def _records_for(stack: Stack, key: str) -> list[dict[str, Any]]:
-    return [record for record in stack.records() if record["source"]["key"] == key]
-
-
 # ----------------------------------------------------------------------------- the suite
 def test_the_suite_is_hostile_enough():
     """Given the cases below, then there are at least 40 distinct odd answers, of both providers."""
@@ -487,7 +483,7 @@ def test_odd_answer_ends_as_one_record_and_is_paid_once(
     upstream.clear_script(case.provider)  # replies the pipeline rightly never asked for
 
     # Then exactly one record, with the expected outcome
-    (record,) = _records_for(stack, key)
+    (record,) = stack.records_of(key)
     assert record["status"] == case.status, record.get("error")
     if case.status == "FAILED":
         assert record["error"]["code"] == case.code, record["error"]
@@ -517,7 +513,7 @@ def test_odd_answer_ends_as_one_record_and_is_paid_once(
 
     # Then nobody is called (a paid answer, even an unusable one, is reused) and there is still one record
     assert [call for call in upstream.calls if call.image_sha256 == digest] == calls
-    assert len(_records_for(stack, key)) == 1
+    assert len(stack.records_of(key)) == 1
 
     # And no log line carries a key or personal data; memory stayed bounded
     text = logs.getvalue()
