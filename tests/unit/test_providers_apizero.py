@@ -327,3 +327,43 @@ def test_messages_never_contain_the_key(fake_upstream, upstream_session):
             recognizer.recognize(IMAGE)
         assert APIZERO_TEST_KEY not in str(caught.value) + repr(caught.value.as_error())
     assert APIZERO_TEST_KEY not in repr(recognizer)
+
+
+def test_the_request_is_built_before_the_rate_slot_and_sent_again_as_built_on_a_retry(fake_upstream, upstream_session):
+    # Given a paced apizero recogniser whose body building and rate slots are noted, and an upstream
+    # that answers the first call with its transient 5020
+    from vehicle_ocr.recognition import CallLog, Recognition
+    from vehicle_ocr.settings import Settings
+
+    noted: list[str] = []
+
+    class NotedApizero(ApizeroVehicleLicenseRecognizer):
+        def request(self, api_key: str, image: bytes) -> dict:
+            noted.append("built")
+            return super().request(api_key, image)
+
+    class NotedSlots:
+        def wait(self, max_wait_s: float = float("inf")) -> float:
+            noted.append(f"slot, {len(fake_upstream.calls)} sent")
+            return 0.0
+
+    recognizer = NotedApizero(fake_upstream.apizero_url, lambda: APIZERO_TEST_KEY, upstream_session, (1.0, 5.0))
+    settings = Settings.from_env(
+        {"RESULTS_TABLE": "t", "FAILURE_QUEUE_URL": "q", "EVENT_BUS_NAME": "b", "APIZERO_KEY": "k", "TIANAPI_KEY": "k"}
+        | {"UPSTREAM_RETRY_BASE_DELAY": "0.01"}
+    )
+    recognition = Recognition(settings, {"vehicle_license": [recognizer]})
+    recognition.pacers["apizero"] = NotedSlots()  # type: ignore[assignment]
+    fake_upstream.script("apizero", [Reply(code=5020)])
+
+    # When a licence photo is recognised
+    paid = recognition.answer("vehicle_license", b"licence photo bytes", CallLog())
+
+    # Then the body was built once, before the first slot; after each slot only the sending was left
+    assert noted == ["built", "slot, 0 sent", "slot, 1 sent"]
+    assert paid.answer.payload["vin"] == DEFAULT_VEHICLE_LICENSE["vin"]
+    # And both calls were the documented JSON request, with the key and the same image
+    requests_made, calls = fake_upstream.requests[-2:], fake_upstream.calls[-2:]
+    assert all(r.content_type.startswith("application/json") and r.key_ok for r in requests_made)
+    assert {r.fields for r in requests_made} == {frozenset({"input_type", "input_data"})}
+    assert [c.image_sha256 for c in calls] == [hashlib.sha256(b"licence photo bytes").hexdigest()] * 2

@@ -27,7 +27,7 @@ from vehicle_ocr.answers import PaidAnswer, PaidAnswers
 from vehicle_ocr.codes import Action
 from vehicle_ocr.errors import PipelineError, RecognitionError
 from vehicle_ocr.pacing import Pacer
-from vehicle_ocr.providers.base import ProviderAnswer, Recognizer
+from vehicle_ocr.providers.base import ProviderAnswer, Recognizer, prepared_call
 from vehicle_ocr.providers.registry import all_providers
 from vehicle_ocr.rate_budget import RateBudget
 from vehicle_ocr.settings import Settings
@@ -154,6 +154,7 @@ class Recognition:
         self, recognizer: Recognizer, image: bytes, log: CallLog, remaining_s: Callable[[], float]
     ) -> ProviderAnswer:
         pacer = self.pacers.get(recognizer.name)
+        send = prepared_call(recognizer, image)  # before the slot: after it, only the sending
         attempt = 0
         while True:
             attempt += 1
@@ -162,7 +163,7 @@ class Recognition:
             log.calls += 1
             log.usage.add(recognizer.name, "calls")
             try:
-                answer = recognizer.recognize(image)
+                answer = send()
             except RecognitionError as error:
                 if error.possibly_billed:
                     log.possibly_billed += 1

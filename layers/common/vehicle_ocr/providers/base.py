@@ -35,3 +35,16 @@ class Recognizer(Protocol):
     def recognize(self, image: bytes) -> ProviderAnswer:
         """Recognise one image; raise UpstreamError / PipelineError on failure."""
         ...
+
+
+PreparedCall = Callable[[], ProviderAnswer]
+
+
+def prepared_call(recognizer: Recognizer, image: bytes) -> PreparedCall:
+    """The recognition of ``image``, ready to go: a recogniser with ``prepare(image)`` (the paid HTTP ones)
+    builds its request there, so that after a rate-limit slot only the sending is left (a request built
+    after the slot reaches the provider later than the slot says, closer to the next one)."""
+    prepare: Callable[[bytes], PreparedCall] | None = getattr(recognizer, "prepare", None)
+    if prepare is not None:
+        return prepare(image)
+    return lambda: recognizer.recognize(image)

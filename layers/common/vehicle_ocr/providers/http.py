@@ -28,6 +28,7 @@ import json
 import re
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -374,9 +375,19 @@ class HttpRecognizer:
         raise NotImplementedError
 
     def recognize(self, image: bytes) -> ProviderAnswer:
+        return self.prepare(image)()
+
+    def prepare(self, image: bytes) -> Callable[[], ProviderAnswer]:
+        """The call with its key read and its body built (base64, form or JSON: tens of ms for a large
+        photo): after a rate slot only the sending is left. Retries send the same body again."""
         key = self._api_key()
-        answer = post(self._session, self.url, provider=self.name, limits=self.limits, **self.request(key, image))
-        return self.interpret(answer, secrets=(key,))
+        request = self.request(key, image)
+
+        def send() -> ProviderAnswer:
+            answer = post(self._session, self.url, provider=self.name, limits=self.limits, **request)
+            return self.interpret(answer, secrets=(key,))
+
+        return send
 
     def interpret(self, answer: HttpAnswer, *, secrets: tuple[str, ...] = ()) -> ProviderAnswer:
         """Classify an answer: an error code raises; anything that may have been billed is returned."""
