@@ -33,8 +33,9 @@ def main(argv: list[str]) -> int:
     # Nobody reads the pipe after that line: anything printed later would fill it and stall the server.
     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     sys.stdin.read()
-    server.stop()
-    return 0
+    # Everything the emulator holds is in this process's memory and ends with it: no orderly shutdown of
+    # the server and moto's modules (0.7 s on every stop of the stack).
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -55,6 +55,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 FUNCTIONS = REPO_ROOT / "functions"
 CONSOLE_PREFIX = "/console"
 NOTIFICATION_QUEUE = "vehicle-ocr-local-s3-notifications"
+# A message with this attribute only wakes a worker's long poll on stop() (LocalStack._wake_pollers).
+STOP_ATTRIBUTE = "vehicle-ocr-local-stop"
 # Every object created, whatever the filters: the stack says which ones no notification delivers.
 ALL_OBJECTS_QUEUE = "vehicle-ocr-local-s3-all-objects"
 EVENTS_QUEUE = "vehicle-ocr-local-success-events"
@@ -525,6 +527,7 @@ class LocalStack:
 
     def stop(self) -> None:
         self._stopping.set()
+        self._wake_pollers()
         for worker in self._workers:
             worker.join(timeout=30)
         self._workers.clear()
@@ -687,9 +690,7 @@ class LocalStack:
     def _dispatch(self) -> None:
         sqs, s3 = self.client("sqs"), self.client("s3")
         while not self._stopping.is_set():
-            messages = self._receive(
-                sqs, QueueUrl=self.notification_queue_url, MaxNumberOfMessages=1, MessageAttributeNames=["All"]
-            )
+            messages = self._receive(sqs, QueueUrl=self.notification_queue_url, MaxNumberOfMessages=1)
             for message in messages:
                 event = json.loads(message["Body"])
                 self._versions.complete(s3, event)
@@ -702,12 +703,27 @@ class LocalStack:
     def _receive(self, sqs: Any, **request: Any) -> list[dict[str, Any]]:
         """One long poll of a notification queue; nothing (after a pause) when it fails, as during stop()."""
         try:
-            return sqs.receive_message(WaitTimeSeconds=1, **request).get("Messages", [])
+            messages = sqs.receive_message(WaitTimeSeconds=1, MessageAttributeNames=["All"], **request)
         except Exception:  # the emulator is going away during stop()
             if not self._stopping.is_set():
                 log.exception("receiving S3 notifications failed")
                 time.sleep(0.5)
             return []
+        return [m for m in messages.get("Messages", []) if STOP_ATTRIBUTE not in m.get("MessageAttributes", {})]
+
+    def _wake_pollers(self) -> None:
+        """End the workers' long polls at once on stop(), rather than when they time out: a message each."""
+        if self._moto is None or not self._workers:
+            return
+        pollers = {self.notification_queue_url: max(1, self.config.concurrency), self.all_objects_queue_url: 1}
+        stop = {STOP_ATTRIBUTE: {"DataType": "String", "StringValue": "stop"}}
+        try:
+            sqs = self.client("sqs")
+            for url, count in pollers.items():
+                for _ in range(count if url else 0):
+                    sqs.send_message(QueueUrl=url, MessageBody="{}", MessageAttributes=stop)
+        except Exception:  # noqa: S110 - the polls end by themselves within a second
+            pass
 
     def _watch_unmatched(self) -> None:
         """Log each created object that no notification delivers (its key matches no filter)."""
