@@ -3,6 +3,7 @@ the local upstream server, and the real RecognizeFunction handler loaded under i
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -149,10 +150,16 @@ def stack(moto_endpoint: str) -> Stack:
     return fresh_stack(moto_endpoint)
 
 
+@functools.cache
+def _test_session() -> boto3.Session:
+    """One session for the tests' stacks: each new one loads the service models again (0.3 s a stack)."""
+    return boto3.Session(region_name="us-east-1")
+
+
 def fresh_stack(moto_endpoint: str) -> Stack:
     """Reset moto, create every resource from template.yaml, and watch the event bus."""
     requests.post(f"{moto_endpoint}/moto-api/reset", timeout=10).raise_for_status()
-    session = boto3.Session(region_name="us-east-1")
+    session = _test_session()
     resources = create_resources(session)
     # Watch the bus the way a downstream consumer would: a rule into a queue.
     sqs = session.client("sqs")
