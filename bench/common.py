@@ -19,7 +19,8 @@ import boto3
 import requests
 
 from tests.fakes.upstream import FakeUpstream
-from vehicle_ocr_local.stack import SerializedMotoServer, free_port, load_function
+from vehicle_ocr_local.emulator import SerializedMotoServer
+from vehicle_ocr_local.stack import free_port, load_function
 from vehicle_ocr_local.template import LocalResources, create_resources
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -20,7 +20,8 @@ from PIL import Image, ImageDraw
 
 pytest.register_assert_rewrite("tests.fakes")  # before importing from it, so its asserts are rewritten too
 from tests.fakes.fixtures import APIZERO_TEST_KEY, TIANAPI_TEST_KEY  # noqa: E402
-from vehicle_ocr_local.stack import SerializedMotoServer, free_port, load_function  # noqa: E402
+from vehicle_ocr_local.emulator import SerializedMotoServer  # noqa: E402
+from vehicle_ocr_local.stack import free_port, load_function  # noqa: E402
 from vehicle_ocr_local.template import SSM_KEY_PARAMETERS, create_resources  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -108,9 +109,11 @@ class Stack:
         """The records of one object key, newest first, through the index the query API reads."""
         from vehicle_ocr.queries import ResultsQueries
 
-        return ResultsQueries(self.table, self.client("dynamodb")).object_history(
-            self.bucket, key, limit=100, cursor=None
-        ).items
+        return (
+            ResultsQueries(self.table, self.client("dynamodb"))
+            .object_history(self.bucket, key, limit=100, cursor=None)
+            .items
+        )
 
     def sightings(self) -> list[dict[str, Any]]:
         from vehicle_ocr.storage import PLATE_SK_PREFIX

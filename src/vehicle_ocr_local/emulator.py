@@ -2,7 +2,7 @@
 
     python -m vehicle_ocr_local.emulator FD
 
-Serves :class:`~vehicle_ocr_local.stack.SerializedMotoServer` (one request at a time: moto is
+Serves :class:`SerializedMotoServer` (one request at a time: moto is
 not thread-safe) on the listening socket inherited as file descriptor FD, prints ``ready`` and
 runs until its standard input closes: the stack stopped, or died. The stack binds the socket
 itself, so a taken port fails there, at once. In its own process, the emulator's work and the
@@ -18,15 +18,89 @@ import logging
 import os
 import signal
 import sys
+import threading
+from collections.abc import Callable
 from typing import Any
+
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from moto.server import ThreadedMotoServer
+from werkzeug.serving import make_server
+
+from vehicle_ocr_local.stack import listening_socket
+
+
+class SerializedMotoServer(ThreadedMotoServer):
+    """moto's server, answering one request at a time, and failing fast on a port that is taken.
+
+    moto's backends are not thread-safe: concurrent requests (the dispatcher runs several
+    invocations at once) lose writes and fail with "dictionary changed size during
+    iteration". SQS long polls stay outside the lock: they wait for a SendMessage that
+    would otherwise never get in.
+
+    moto binds its port in the server thread and waits, without a timeout, for that thread to
+    say it is ready: on a taken port werkzeug prints "Port N is in use" and exits the thread,
+    and the caller waits forever (signals included). Here the port is bound in the caller's
+    thread before the server thread starts, so a taken port raises :class:`PortInUseError`,
+    and the thread only serves.
+    """
+
+    def __init__(self, ip_address: str = "127.0.0.1", port: int = 0, verbose: bool = False, option: str = "--aws-port"):
+        super().__init__(ip_address=ip_address, port=port, verbose=verbose)
+        self._option = option
+
+    def _make_app(self) -> Callable[..., Any]:
+        patch_moto()  # transactions that do not copy whole tables (see there)
+        app = DomainDispatcherApplication(create_backend_app)
+        lock = threading.Lock()
+
+        def serialized(environ: dict[str, Any], start_response: Any) -> Any:
+            if environ.get("HTTP_X_AMZ_TARGET") == "AmazonSQS.ReceiveMessage":
+                return app(environ, start_response)
+            with lock:
+                return list(app(environ, start_response))  # the whole response, inside the lock
+
+        return serialized
+
+    def start(self) -> None:
+        sock = listening_socket(self._ip_address, self._port, self._option)
+        try:
+            self.serve_socket(sock.fileno())
+        finally:
+            sock.close()
+
+    def serve_socket(self, fd: int) -> None:
+        """Serve, from a thread, on the listening socket ``fd`` (werkzeug serves a duplicate of it)."""
+        self._server = make_server(
+            self._ip_address, self._port, self._make_app(), True, request_handler=MotoRequestHandler, fd=fd
+        )
+        self._port = self._server.port
+        self._thread = threading.Thread(target=self._server.serve_forever, name="local-moto-server", daemon=True)
+        self._thread.start()
+        self._server_ready_event.set()
+
+    def _server_entry(self) -> None:  # pragma: no cover - start() never runs moto's own entry
+        raise RuntimeError("SerializedMotoServer binds in start()")
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    def stop(self) -> None:
+        self._server_ready_event.clear()
+        server, thread = self._server, self._thread
+        if server is not None:
+            server.shutdown()
+            server.server_close()  # moto's stop() leaves the listening socket open
+        if thread is not None:
+            thread.join(timeout=30)
+        self._server = None
+        self._thread = None
 
 
 def main(argv: list[str]) -> int:
     # Ctrl-C reaches the whole process group: the stack stops this process by closing its input.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
-    from vehicle_ocr_local.stack import SerializedMotoServer
-
     server = SerializedMotoServer()
     server.serve_socket(int(argv[0]))
     print("ready", flush=True)
@@ -36,10 +110,6 @@ def main(argv: list[str]) -> int:
     # Everything the emulator holds is in this process's memory and ends with it: no orderly shutdown of
     # the server and moto's modules (0.7 s on every stop of the stack).
     os._exit(0)
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
 
 
 def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
@@ -219,3 +289,7 @@ def patch_moto() -> None:
         DynamoHandler.serialized = _items_as_json(DynamoHandler.serialized)  # type: ignore[method-assign]
     if not getattr(S3Backend.list_object_versions, "narrowed", False):
         S3Backend.list_object_versions = _versions_under_prefix(S3Backend.list_object_versions)  # type: ignore[method-assign]
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

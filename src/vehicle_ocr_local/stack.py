@@ -37,9 +37,7 @@ from urllib.parse import unquote_plus
 
 import boto3
 import requests
-from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
-from moto.server import ThreadedMotoServer
-from werkzeug.serving import get_sockaddr, make_server, select_address_family
+from werkzeug.serving import get_sockaddr, select_address_family
 
 from vehicle_ocr_local.api_gateway import (
     LocalApiServer,
@@ -192,76 +190,6 @@ def apply_log_level(module: ModuleType, environment: Mapping[str, str]) -> None:
     logger = getattr(module, "logger", None)
     if logger is not None:
         logger.setLevel(level)
-
-
-class SerializedMotoServer(ThreadedMotoServer):
-    """moto's server, answering one request at a time, and failing fast on a port that is taken.
-
-    moto's backends are not thread-safe: concurrent requests (the dispatcher runs several
-    invocations at once) lose writes and fail with "dictionary changed size during
-    iteration". SQS long polls stay outside the lock: they wait for a SendMessage that
-    would otherwise never get in.
-
-    moto binds its port in the server thread and waits, without a timeout, for that thread to
-    say it is ready: on a taken port werkzeug prints "Port N is in use" and exits the thread,
-    and the caller waits forever (signals included). Here the port is bound in the caller's
-    thread before the server thread starts, so a taken port raises :class:`PortInUseError`,
-    and the thread only serves.
-    """
-
-    def __init__(self, ip_address: str = "127.0.0.1", port: int = 0, verbose: bool = False, option: str = "--aws-port"):
-        super().__init__(ip_address=ip_address, port=port, verbose=verbose)
-        self._option = option
-
-    def _make_app(self) -> Callable[..., Any]:
-        from vehicle_ocr_local.emulator import patch_moto
-
-        patch_moto()  # transactions that do not copy whole tables (see there)
-        app = DomainDispatcherApplication(create_backend_app)
-        lock = threading.Lock()
-
-        def serialized(environ: dict[str, Any], start_response: Any) -> Any:
-            if environ.get("HTTP_X_AMZ_TARGET") == "AmazonSQS.ReceiveMessage":
-                return app(environ, start_response)
-            with lock:
-                return list(app(environ, start_response))  # the whole response, inside the lock
-
-        return serialized
-
-    def start(self) -> None:
-        sock = listening_socket(self._ip_address, self._port, self._option)
-        try:
-            self.serve_socket(sock.fileno())
-        finally:
-            sock.close()
-
-    def serve_socket(self, fd: int) -> None:
-        """Serve, from a thread, on the listening socket ``fd`` (werkzeug serves a duplicate of it)."""
-        self._server = make_server(
-            self._ip_address, self._port, self._make_app(), True, request_handler=MotoRequestHandler, fd=fd
-        )
-        self._port = self._server.port
-        self._thread = threading.Thread(target=self._server.serve_forever, name="local-moto-server", daemon=True)
-        self._thread.start()
-        self._server_ready_event.set()
-
-    def _server_entry(self) -> None:  # pragma: no cover - start() never runs moto's own entry
-        raise RuntimeError("SerializedMotoServer binds in start()")
-
-    @property
-    def port(self) -> int:
-        return self._port
-
-    def stop(self) -> None:
-        self._server_ready_event.clear()
-        server, thread = self._server, self._thread
-        if server is not None:
-            server.shutdown()
-            server.server_close()  # moto's stop() leaves the listening socket open
-        if thread is not None:
-            thread.join(timeout=30)
-        self._server = None
-        self._thread = None
 
 
 def stop_child(process: subprocess.Popen[str]) -> None:

@@ -24,7 +24,8 @@ import pytest
 
 from tests.conftest import make_jpeg
 from tests.fakes.upstream import TIANAPI
-from vehicle_ocr_local.stack import LocalStack, SerializedMotoServer, StackConfig, free_port
+from vehicle_ocr_local.emulator import SerializedMotoServer
+from vehicle_ocr_local.stack import LocalStack, StackConfig, free_port
 
 pytestmark = pytest.mark.slow
 

@@ -19,7 +19,8 @@ from vehicle_ocr.codes import Action
 from vehicle_ocr.errors import ConfigurationError, PipelineError
 from vehicle_ocr.providers.keys import KEY_MAX_AGE_S, api_key_source
 from vehicle_ocr.settings import ProviderSettings, Settings
-from vehicle_ocr_local.stack import SerializedMotoServer, free_port
+from vehicle_ocr_local.emulator import SerializedMotoServer
+from vehicle_ocr_local.stack import free_port
 
 
 def settings(**values: str) -> Settings:
