@@ -72,7 +72,9 @@ def _capture(app: Any, events: list[dict[str, Any]]) -> list[list[Call]]:
     with mock.patch.object(botocore.client.BaseClient, "_make_api_call", recording), quiet_function_output(app):
         for event in events:
             per_event.append([])
-            app.lambda_handler(event, LocalLambdaContext("RecognizeFunction", memory_limit_in_mb=512, timeout_seconds=60))
+            app.lambda_handler(
+                event, LocalLambdaContext("RecognizeFunction", memory_limit_in_mb=512, timeout_seconds=60)
+            )
     return per_event
 
 
