@@ -18,8 +18,8 @@ from pathlib import Path
 
 from bench.common import APIZERO_KEY, TIANAPI_KEY, Figure, Section, patched_environ
 from tests.conftest import make_jpeg
+from tests.fakes.burst import UPLOADER, write_burst
 from tests.fakes.upstream import TIANAPI, FakeUpstream
-from tests.integration.test_local_burst import UPLOADER, write_burst
 from vehicle_ocr_local.stack import LocalStack, StackConfig
 
 NEW_PHOTOS = 400

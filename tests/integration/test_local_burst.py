@@ -16,13 +16,13 @@ import sys
 import threading
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 
 from tests.conftest import make_jpeg
+from tests.fakes.burst import UPLOADER, write_burst
 from tests.fakes.upstream import TIANAPI
 from vehicle_ocr_local.emulator import SerializedMotoServer
 from vehicle_ocr_local.stack import LocalStack, StackConfig, free_port
@@ -34,33 +34,11 @@ REUPLOADS = 12
 LIMIT_PER_S = 5.0  # TianapiRequestsPerSecond's default
 FLOOR_S = NEW_PHOTOS / LIMIT_PER_S
 
-UPLOADER = """
-import sys
-from pathlib import Path
-import boto3
-endpoint, bucket, folder = sys.argv[1:]
-s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                  aws_access_key_id="local", aws_secret_access_key="local")
-for path in sorted(Path(folder).rglob("*.jpg")):
-    s3.put_object(Bucket=bucket, Key=path.relative_to(folder).as_posix(), Body=path.read_bytes())
-"""
-
 
 @pytest.fixture
 def no_moto_endpoint(monkeypatch):
     """The stack runs its own emulator; the session-wide one must not leak into it."""
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-
-
-def write_burst(folder: Path, new_photos: int, reuploads: int, make: Any) -> None:
-    """``new_photos`` distinct plate photos under plates/burst/, and copies of some under plates/again/."""
-    photos = [make(seed=seed, size=(96, 48)) for seed in range(new_photos)]
-    for name in ("burst", "again"):
-        Path(folder, "plates", name).mkdir(parents=True)
-    for index, photo in enumerate(photos):
-        Path(folder, "plates", "burst", f"{index:03d}.jpg").write_bytes(photo)
-    for index in range(reuploads):  # the same bytes again under other keys: reused, not paid for
-        Path(folder, "plates", "again", f"{index:03d}.jpg").write_bytes(photos[index * (new_photos // reuploads)])
 
 
 def test_a_burst_of_uploads_loses_nothing_and_pays_nothing_twice(
