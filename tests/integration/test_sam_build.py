@@ -84,4 +84,43 @@ def test_sam_build_packages_handler_and_layer(tmp_path):
         installed[_canonical(name)] = version
     assert installed == _lock_pins()
     assert (build_dir / "template.yaml").is_file()
+    # And botocore keeps the models of the services the code makes clients for, and only those
+    kept = sorted(path.name for path in (layer / "botocore" / "data").iterdir() if path.is_dir())
+    assert kept == sorted(_services_used())
+    # And from the layer alone, on the Lambda runtime, a client of each can be made
+    made = subprocess.run(  # noqa: S603 - the build's own python3.12
+        [_python312(), "-S", "-c", CLIENTS.format(layer=str(layer), services=kept)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert made.returncode == 0, made.stderr[-2000:]
     shutil.rmtree(build_dir)
+
+
+CLIENTS = """
+import sys
+sys.path.insert(0, {layer!r})
+import boto3
+for service in {services!r}:
+    boto3.client(service, region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="y")
+"""
+
+
+def _services_used() -> set[str]:
+    """The AWS services the deployed code makes clients for: boto3 clients, and Powertools' parameters (SSM)."""
+    code = "\n".join(
+        path.read_text(encoding="utf-8")
+        for folder in (LAYER / "vehicle_ocr", ROOT / "functions")
+        for path in folder.rglob("*.py")
+    )
+    services = set(re.findall(r"""client\(\s*["']([a-z0-9-]+)["']""", code))
+    if "parameters.get_parameter" in code:
+        services.add("ssm")
+    return services
+
+
+def _python312() -> str:
+    return subprocess.run(  # noqa: S603 - our own script
+        [str(BUILD_SCRIPT), "--python"], capture_output=True, text=True, check=True
+    ).stdout.strip()
