@@ -19,7 +19,7 @@ help:
 	@echo "make lint            ruff check + ruff format --check"
 	@echo "make typecheck       mypy on layers/ and src/"
 	@echo "make check-template  sam validate (--lint), cfn-lint on the transformed template, checkov"
-	@echo "make bench           benchmarks (~5 min): overhead, throughput, cold start, paid calls, engine; bench/REPORT.md"
+	@echo "make bench           benchmarks (~11 min): overhead, throughput, local burst, cold start, paid calls, engine; bench/REPORT.md"
 	@echo "make build           sam build (needs python3.12 on PATH; pyenv's 3.12 is picked up)"
 	@echo "make deploy          make build, then .venv/bin/sam deploy --guided (DEPLOY_FLAGS= to deploy from samconfig.toml)"
 	@echo "make deploy-local-engine  the same, RecognizeFunction as a container image with the offline engine (Docker)"
