@@ -5,7 +5,7 @@
 #   1. sam validate, and sam validate --lint (cfn-lint on the SAM template)
 #   2. the SAM template expanded to CloudFormation (scripts/sam_transform.py), then cfn-lint
 #      on that: zero errors and zero warnings
-#   3. checkov (own virtualenv .venv-checkov, from scripts/checkov-requirements.txt) on
+#   3. checkov (own virtualenv under ~/.cache/vehicle-ocr, from scripts/checkov-requirements.txt) on
 #      template.yaml and on the expanded template; every skip is justified in the template
 #      (resource Metadata: checkov: skip: - id/comment)
 #
@@ -20,7 +20,10 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 VENV="${VENV:-$ROOT/.venv}"
-CHECKOV_VENV="${CHECKOV_VENV:-$ROOT/.venv-checkov}"
+# checkov's virtualenv is shared by every clone of the project on this machine, one per version of its
+# requirements (a fresh clone otherwise spent a minute installing it again).
+CHECKOV_REQ_SHA="$(sha256sum "$ROOT/scripts/checkov-requirements.txt" | cut -c1-16)"
+CHECKOV_VENV="${CHECKOV_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/vehicle-ocr/checkov-$CHECKOV_REQ_SHA}"
 TEMPLATE="${TEMPLATE:-}"
 NAME="$(basename "${TEMPLATE%.*}")"
 TRANSFORMED="build/$NAME.transformed.json"
@@ -60,7 +63,15 @@ step() { # step NAME COMMAND...
   return 0
 }
 
-ensure_checkov() {
+ensure_checkov() { # one installer at a time per virtualenv (two clones may check at once)
+  mkdir -p "$(dirname "$CHECKOV_VENV")"
+  (
+    flock 9
+    install_checkov
+  ) 9> "$CHECKOV_VENV.lock"
+}
+
+install_checkov() {
   local req="scripts/checkov-requirements.txt"
   local stamp="$CHECKOV_VENV/.requirements.sha256"
   local want
