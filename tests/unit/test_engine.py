@@ -25,7 +25,7 @@ from vehicle_ocr.normalize.plates import PROVINCES, normalize_plate
 from vehicle_ocr.normalize.vehicle_license import VEHICLE_LICENSE_FIELDS, normalize_vehicle_license
 from vehicle_ocr.providers.base import ProviderAnswer
 from vehicle_ocr_local import engine
-from vehicle_ocr_local.engine import grammar, ocr
+from vehicle_ocr_local.engine import grammar, ocr, reader
 from vehicle_ocr_local.engine.authority import candidates
 from vehicle_ocr_local.engine.colors import cast_gains, plate_color
 from vehicle_ocr_local.engine.ocr import OcrLine, ctc_greedy, ctc_log_likelihood
@@ -356,6 +356,18 @@ def test_new_energy_plates_keep_eight_characters():
     assert [plate.number for plate in found] == ["沪AD71829", "粤B04571D"]
 
 
+def test_an_eight_character_plate_that_looks_white_is_a_green_new_energy_plate():
+    # Given a pale plate with dark glyphs, as a new-energy plate's faded green gradient photographs
+    rgb = np.full((300, 600, 3), 90, dtype=np.uint8)
+    rgb[100:160, 100:400] = WHITE
+    rgb[115:145, 120:380:12] = BLACK
+    # When its line reads eight characters, Then it is green; a seven-character police plate stays white
+    [new_energy] = engine.find_plates(rgb, [line("沪A·D71829", 100, 100, 400, 160)])
+    [police] = engine.find_plates(rgb, [line("京A·0321警", 100, 100, 400, 160)])
+    assert (new_energy.number, new_energy.color) == ("沪AD71829", "green")
+    assert (police.number, police.color) == ("京A0321警", "white")
+
+
 def test_a_province_misread_as_its_look_alike_is_repaired():
     [plate] = engine.find_plates(blue_page(), [line("相T·506A学", 100, 100, 400, 160)])
     assert plate.number == "湘T506A学"
@@ -364,6 +376,35 @@ def test_a_province_misread_as_its_look_alike_is_repaired():
 def test_text_that_is_no_plate_is_ignored():
     lines = [line("欢迎光临", 10, 10, 200, 50), line("限速5km/h", 10, 60, 200, 100), line("EXIT", 10, 110, 100, 150)]
     assert engine.find_plates(blue_page(), lines) == []
+
+
+@needs_font
+def test_a_short_plate_line_is_stretched_for_reading_and_boxed_on_the_plate():
+    # Given a small plate whose line is much shorter than the recogniser's input width (about 3:1)
+    plate = Image.new("RGB", (440, 140), BLUE)
+    ImageDraw.Draw(plate).text((220, 72), "鄂A·66666", font=font(88), fill=WHITE, anchor="mm")
+    scene = Image.new("RGB", (400, 200), (96, 98, 104))
+    scene.paste(plate.resize((120, 40)), (100, 60))
+    quad = ((105.0, 68.0), (215.0, 68.0), (215.0, 92.0), (105.0, 92.0))
+    # When the line is read again
+    reading = reader.read_line(np.asarray(scene), quad, color="blue")
+    # Then every repeated digit is kept, and the box lies on the plate, not on the widened crop
+    assert reading is not None and reading.number == "鄂A66666"
+    x0, _, x1, _ = reading.box
+    assert 90 <= x0 < 120 and 200 < x1 <= 230
+
+
+@needs_font
+def test_text_under_a_whole_plate_is_not_read_as_the_lower_row_of_a_two_row_plate():
+    # Given a plate with a dealer's frame text right under it, both boxed by the detector
+    plate = Image.new("RGB", (440, 140), BLUE)
+    ImageDraw.Draw(plate).text((220, 72), "粤L·8888B", font=font(88), fill=WHITE, anchor="mm")
+    scene = Image.new("RGB", (600, 400), (200, 200, 200))
+    scene.paste(plate.resize((300, 95)), (150, 100))
+    ImageDraw.Draw(scene).text((300, 225), "FV 5043", font=font(56), fill=BLACK, anchor="mm")
+    lines = [line("粤L·8888B", 160, 110, 440, 190, 0.99), line("FV 5043", 185, 195, 415, 255, 0.97)]
+    # When plates are found, Then the plate is read once and the frame text lends it no upper row
+    assert [plate.number for plate in engine.find_plates(np.asarray(scene), lines)] == ["粤L8888B"]
 
 
 # --------------------------------------------------------------------------- plate colours
@@ -611,6 +652,21 @@ def test_a_look_alike_is_weak_evidence_so_a_new_energy_marker_is_not_swapped_for
 def test_repeated_digits_keep_their_count():
     [best, *_] = grammar.decode(frames_for(*spell("鄂A66666")), ALPHABET)
     assert best.number == "鄂A66666"
+
+
+def test_a_letter_read_with_a_diacritic_is_evidence_for_that_letter():
+    # Given the authority letter read as "Å" (a screw or a speck over the A)
+    alphabet = [*ALPHABET, "Å", "①"]
+    reads = ["_", "晋", "Å", "V", "6", "6", "0", "0", "_"]
+    frames = frames_for(*(r if r != "Å" else "A" for r in reads))
+    accented = np.zeros((frames.shape[0], 2), dtype=np.float32)
+    accented[:, :] = 1e-4
+    column_a = ALPHABET.index("A")
+    accented[:, 0], frames[:, column_a] = frames[:, column_a], 1e-4
+    # When decoded, Then it is an A, seen with full evidence
+    [best, *_] = grammar.decode(np.concatenate([frames, accented], axis=1), alphabet)
+    assert best.number == "晋AV6600"
+    assert best.chars[1].p > 0.9
 
 
 def test_text_beside_the_plate_is_skipped_and_a_separator_is_no_character():

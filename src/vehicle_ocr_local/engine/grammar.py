@@ -19,6 +19,7 @@ combines the weakest of both, so a province guessed from nothing scores low.
 from __future__ import annotations
 
 import math
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import cache
@@ -169,10 +170,11 @@ def _alphabet(characters: Sequence[str]) -> _Alphabet:
     for i, char in enumerate(characters):
         index.setdefault(char, i)
     wanted = set("".join(CLASSES.values()))
+    accented = _accented(index)
     columns: dict[str, tuple[int, ...]] = {}
     for char in wanted:
         glyphs = [char, char.lower(), chr(ord(char) + 0xFEE0) if char.isascii() else char, *_VARIANTS.get(char, "")]
-        found = sorted({index[g] for g in glyphs if g in index and index[g] != 0})
+        found = sorted({index[g] for g in glyphs if g in index and index[g] != 0} | set(accented.get(char, ())))
         if found:
             columns[char] = tuple(found)
     separators = tuple(sorted({index[s] for s in _SEPARATORS if s in index and index[s] != 0}))
@@ -180,6 +182,21 @@ def _alphabet(characters: Sequence[str]) -> _Alphabet:
     _alphabet_cache.clear()
     _alphabet_cache[key] = (characters if isinstance(characters, list) else list(characters), alphabet)
     return alphabet
+
+
+def _accented(index: dict[str, int]) -> dict[str, list[int]]:
+    """Columns of Latin letters with a diacritic, by their plain upper-case letter: a plate's "A" under a
+    screw or a speck comes out as "Å", which is evidence for A (canonical decomposition only, so "①" or
+    "²" are not taken for digits)."""
+    found: dict[str, list[int]] = {}
+    for glyph, column in index.items():
+        if column == 0 or len(glyph) != 1 or glyph.isascii():
+            continue
+        decomposed = unicodedata.normalize("NFD", glyph)
+        base, marks = decomposed[0], decomposed[1:]
+        if marks and base.isascii() and base.isalpha() and all(unicodedata.category(m) == "Mn" for m in marks):
+            found.setdefault(base.upper(), []).append(column)
+    return found
 
 
 @cache

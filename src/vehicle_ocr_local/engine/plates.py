@@ -323,6 +323,20 @@ def _looks_like_lower_row(text: str) -> bool:
     return bool(_TWO_ROW_BOTTOM.fullmatch(text)) and not any(c in PROVINCES for c in text)
 
 
+def _other_text_above(lines: Sequence[OcrLine], index: int) -> bool:
+    """A line the detector found where a two-row plate's upper row would be, and which is no upper row
+    (a whole plate above a dealer's frame text, say): then ``index`` is no lower row."""
+    bottom = lines[index]
+    for other, top in enumerate(lines):
+        if other == index or _TWO_ROW_TOP.fullmatch(clean_text(top.text)):
+            continue
+        centre = (top.x0 + top.x1) / 2
+        gap = bottom.y0 - top.y1
+        if bottom.x0 <= centre <= bottom.x1 and -0.6 * top.height <= gap <= 0.9 * bottom.height:
+            return True
+    return False
+
+
 def _decide(rgb: np.ndarray, lines: Sequence[OcrLine], candidate: _Candidate, gains: np.ndarray) -> PlateReading | None:
     """The plate at a candidate place: the second reading when it is sure, else the line text when that is."""
     readings: list[Reading] = []
@@ -336,7 +350,7 @@ def _decide(rgb: np.ndarray, lines: Sequence[OcrLine], candidate: _Candidate, ga
         if one is not None:
             readings.append(one)
         text = clean_text("".join(lines[i].text for i in candidate.used))
-        if candidate.number is None and _looks_like_lower_row(text):
+        if candidate.number is None and _looks_like_lower_row(text) and not _other_text_above(lines, candidate.used[0]):
             two = read_two_rows(rgb, candidate.quad)
             if two is not None:
                 readings.append(two)
@@ -375,7 +389,12 @@ def _plate(
 ) -> PlateReading:
     height, width = rgb.shape[:2]
     clipped = (max(0.0, box[0]), max(0.0, box[1]), min(float(width), box[2]), min(float(height), box[3]))
-    return PlateReading(number, plate_color(rgb, *clipped, quad=quad, gains=gains), confidence, clipped)
+    color = plate_color(rgb, *clipped, quad=quad, gains=gains)
+    if color == "white" and len(number) == 8 and number[0] in PROVINCES:
+        # Eight characters after a province is a new-energy plate, printed on green (its pale gradient
+        # often looks white in a photo); no white plate has that format.
+        color = "green"
+    return PlateReading(number, color, confidence, clipped)
 
 
 def _overlap(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:

@@ -1,17 +1,21 @@
 """The second reading of a plate region: crop, straighten, scale, recognise, decode against the grammar.
 
 One recognition-only call (no detection) per region, on a crop widened past the detector's
-box so that a lost province or red suffix is inside it.  Two-row plates are read as two
+box so that a lost province or red suffix is inside it, and stretched across the recogniser's
+input width (rather than padded) so that each character spans enough frames for a blank
+between two equal digits ("88" is otherwise read as "8").  Two-row plates are read as two
 crops, the upper row (province and authority letter) and the lower one, and joined.  A
 province read with little evidence is read once more alone, cut out at the place the
 decoder put it, where the recogniser sees nothing else and cannot merge it with its
-neighbours.
+neighbours; if it is still weak, the line is read again from a tighter crop (the car around
+a small plate draws the recogniser off its province), believed only where it agrees on the rest.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+import cv2
 import numpy as np
 
 from vehicle_ocr_local.engine import grammar
@@ -20,6 +24,10 @@ from vehicle_ocr_local.engine.ocr import recognize_probabilities
 
 # The recogniser's input is at least 320 x 48 (PP-OCR rec_image_shape): narrower crops are padded.
 MIN_READ_RATIO = 320 / 48
+# At most this horizontal stretch of a short line (see _read): characters stay plate-like in shape.
+MAX_FILL = 1.5
+# The margin (line heights each side) of the second, tighter read of a line whose province is weak.
+TIGHT_MARGIN = 0.35
 # Below this probability a decoded province is read again on its own.
 _WEAK_PROVINCE = 0.5
 
@@ -47,9 +55,17 @@ class Reading:
 
 
 def _read(
-    crop: np.ndarray, layouts: dict[str, str], penalties: dict[str, float] | None = None
+    crop: np.ndarray, layouts: dict[str, str], penalties: dict[str, float] | None = None, fill: bool = False
 ) -> list[grammar.Decoding]:
-    """The crop's decodings, with positions as fractions of the crop's own width."""
+    """The crop's decodings, with positions as fractions of the crop's own width.
+
+    ``fill``: a line narrower than the recogniser's input is stretched across it rather than padded,
+    which costs nothing (the padding would be read anyway) and gives each character more frames.
+    """
+    ratio = crop.shape[1] / crop.shape[0]
+    if fill and ratio < MIN_READ_RATIO:
+        width = round(crop.shape[0] * min(MIN_READ_RATIO, ratio * MAX_FILL))
+        crop = cv2.resize(crop, (width, crop.shape[0]), interpolation=cv2.INTER_CUBIC)
     result = recognize_probabilities(np.ascontiguousarray(stretch(crop)[:, :, ::-1]))
     if result is None:
         return []
@@ -81,19 +97,40 @@ def read_line(rgb: np.ndarray, quad: Quad, margin: float = 0.8, color: str | Non
     """The best one-row plate reading of the text line ``quad`` (tl, tr, br, bl), widened by ``margin``
     heights; ``color``, the plate's colour as judged from its pixels, makes the layouts it is not printed
     with less likely."""
-    region = widen(quad, margin, margin, 0.12, 0.12)
-    crop = rectify(rgb, region)
+    read = _read_widened(rgb, quad, margin, color)
+    if read is None:
+        return None
+    best, crop, used = read
+    if _weak_province(best):
+        best = _reread_province(crop, best)
+    if _weak_province(best):
+        # The car around a small plate can draw the recogniser off its province: read a tighter crop too,
+        # and believe it only where it spells the same characters after the province.
+        tight = _read_widened(rgb, quad, TIGHT_MARGIN, color)
+        if tight is not None and tight[0].number[1:] == best.number[1:]:
+            tight_best = _reread_province(tight[1], tight[0]) if _weak_province(tight[0]) else tight[0]
+            if tight_best.confidence > best.confidence:
+                best, used = tight_best, TIGHT_MARGIN
+    # The box: the decoded characters' stretch of the line, at the line's own height.
+    span = _sub_quad(widen(quad, used, used, 0.0, 0.0), *best.span)
+    return Reading(best, span)
+
+
+def _weak_province(decoding: grammar.Decoding) -> bool:
+    return decoding.chars[0].char in grammar.CLASSES["P"] and decoding.chars[0].p < _WEAK_PROVINCE
+
+
+def _read_widened(
+    rgb: np.ndarray, quad: Quad, margin: float, color: str | None
+) -> tuple[grammar.Decoding, np.ndarray, float] | None:
+    """The best decoding of the line widened by ``margin`` heights, the crop it was read from, and the margin."""
+    crop = rectify(rgb, widen(quad, margin, margin, 0.12, 0.12))
     if crop is None:
         return None
-    decodings = _read(crop, grammar.LAYOUTS, grammar.color_penalties(color))
+    decodings = _read(crop, grammar.LAYOUTS, grammar.color_penalties(color), fill=True)
     if not decodings:
         return None
-    best = decodings[0]
-    if best.chars[0].char in grammar.CLASSES["P"] and best.chars[0].p < _WEAK_PROVINCE:
-        best = _reread_province(crop, best)
-    # The box: the decoded characters' stretch of the line, at the line's own height.
-    span = _sub_quad(widen(quad, margin, margin, 0.0, 0.0), *best.span)
-    return Reading(best, span)
+    return decodings[0], crop, margin
 
 
 def _reread_province(crop: np.ndarray, decoding: grammar.Decoding) -> grammar.Decoding:
