@@ -23,7 +23,8 @@ VENV="${VENV:-$ROOT/.venv}"
 # checkov's virtualenv is shared by every clone of the project on this machine, one per version of its
 # requirements (a fresh clone otherwise spent a minute installing it again).
 CHECKOV_REQ_SHA="$(sha256sum "$ROOT/scripts/checkov-requirements.txt" | cut -c1-16)"
-CHECKOV_VENV="${CHECKOV_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/vehicle-ocr/checkov-$CHECKOV_REQ_SHA}"
+CACHE_HOME="${XDG_CACHE_HOME:-${HOME:+$HOME/.cache}}" # no HOME (some CI users): the repository's own
+CHECKOV_VENV="${CHECKOV_VENV:-${CACHE_HOME:-$ROOT/.cache}/vehicle-ocr/checkov-$CHECKOV_REQ_SHA}"
 TEMPLATE="${TEMPLATE:-}"
 NAME="$(basename "${TEMPLATE%.*}")"
 TRANSFORMED="build/$NAME.transformed.json"
@@ -66,7 +67,7 @@ step() { # step NAME COMMAND...
 ensure_checkov() { # one installer at a time per virtualenv (two clones may check at once)
   mkdir -p "$(dirname "$CHECKOV_VENV")"
   (
-    flock 9
+    if command -v flock >/dev/null; then flock 9; fi # no flock (macOS): unlocked, as before
     install_checkov
   ) 9> "$CHECKOV_VENV.lock"
 }
@@ -76,7 +77,9 @@ install_checkov() {
   local stamp="$CHECKOV_VENV/.requirements.sha256"
   local want
   want="$(sha256sum "$req" | cut -d' ' -f1)"
-  if [ -x "$CHECKOV_VENV/bin/checkov" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+  # Shared by clones and kept across upgrades of the machine: its interpreter must still run.
+  if [ -x "$CHECKOV_VENV/bin/checkov" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] &&
+    "$CHECKOV_VENV/bin/python" -c '' 2>/dev/null; then
     return 0
   fi
   echo "installing checkov into $CHECKOV_VENV (one time, about a minute)"

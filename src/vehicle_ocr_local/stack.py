@@ -37,6 +37,7 @@ from urllib.parse import unquote_plus
 
 import boto3
 import requests
+from botocore.config import Config
 from werkzeug.serving import get_sockaddr, select_address_family
 
 from vehicle_ocr_local.api_gateway import (
@@ -646,7 +647,10 @@ class LocalStack:
         pollers = {self.notification_queue_url: max(1, self.config.concurrency), self.all_objects_queue_url: 1}
         stop = {STOP_ATTRIBUTE: {"DataType": "String", "StringValue": "stop"}}
         try:
-            sqs = self.client("sqs")
+            # Its own client, one try each: an emulator that has died must not hold stop() in botocore's retries.
+            session: Any = self.session
+            config = Config(retries={"total_max_attempts": 1}, connect_timeout=1, read_timeout=2)
+            sqs = session.client("sqs", endpoint_url=self.aws_endpoint, config=config)
             for url, count in pollers.items():
                 for _ in range(count if url else 0):
                     sqs.send_message(QueueUrl=url, MessageBody="{}", MessageAttributes=stop)

@@ -367,3 +367,32 @@ def test_the_request_is_built_before_the_rate_slot_and_sent_again_as_built_on_a_
     assert all(r.content_type.startswith("application/json") and r.key_ok for r in requests_made)
     assert {r.fields for r in requests_made} == {frozenset({"input_type", "input_data"})}
     assert [c.image_sha256 for c in calls] == [hashlib.sha256(b"licence photo bytes").hexdigest()] * 2
+
+
+def test_a_key_that_cannot_be_read_yet_is_retried_and_is_no_call(fake_upstream, upstream_session):
+    # Given an apizero recogniser whose key store (SSM) is throttled on the first read
+    from vehicle_ocr.recognition import CallLog, Recognition
+    from vehicle_ocr.settings import Settings
+
+    reads: list[str] = []
+
+    def key() -> str:
+        reads.append("read")
+        if len(reads) == 1:
+            raise PipelineError("apizero", "CONFIGURATION_ERROR", "SSM throttled", retryable=True)
+        return APIZERO_TEST_KEY
+
+    recognizer = ApizeroVehicleLicenseRecognizer(fake_upstream.apizero_url, key, upstream_session, (1.0, 5.0))
+    settings = Settings.from_env(
+        {"RESULTS_TABLE": "t", "FAILURE_QUEUE_URL": "q", "EVENT_BUS_NAME": "b", "APIZERO_KEY": "k", "TIANAPI_KEY": "k"}
+        | {"UPSTREAM_RETRY_BASE_DELAY": "0.01", "APIZERO_REQUESTS_PER_SECOND": "1000"}
+    )
+    log = CallLog()
+
+    # When a licence photo is recognised
+    paid = Recognition(settings, {"vehicle_license": [recognizer]}).answer("vehicle_license", b"photo", log)
+
+    # Then the key was read again and the upstream asked once: one call, the failed read counting as none
+    assert reads == ["read", "read"]
+    assert paid.answer.payload["vin"] == DEFAULT_VEHICLE_LICENSE["vin"]
+    assert len(fake_upstream.calls) == 1 and log.calls == 1

@@ -27,7 +27,7 @@ from vehicle_ocr.answers import PaidAnswer, PaidAnswers
 from vehicle_ocr.codes import Action
 from vehicle_ocr.errors import PipelineError, RecognitionError
 from vehicle_ocr.pacing import Pacer
-from vehicle_ocr.providers.base import ProviderAnswer, Recognizer, prepared_call
+from vehicle_ocr.providers.base import PreparedCall, ProviderAnswer, Recognizer, prepared_call
 from vehicle_ocr.providers.registry import all_providers
 from vehicle_ocr.rate_budget import RateBudget
 from vehicle_ocr.settings import Settings
@@ -154,10 +154,18 @@ class Recognition:
         self, recognizer: Recognizer, image: bytes, log: CallLog, remaining_s: Callable[[], float]
     ) -> ProviderAnswer:
         pacer = self.pacers.get(recognizer.name)
-        send = prepared_call(recognizer, image)  # before the slot: after it, only the sending
+        send: PreparedCall | None = None
         attempt = 0
         while True:
             attempt += 1
+            try:
+                # The key and the body before the slot: after it, only the sending. Built once, sent again
+                # on a retry; a key that cannot be read yet (SSM throttled) is retried like a failed call,
+                # though it is no call and nothing was billed.
+                send = send or prepared_call(recognizer, image)
+            except RecognitionError as error:
+                self._back_off_or_raise(error, attempt, remaining_s)
+                continue
             if pacer is not None:
                 self._wait_for_slot(pacer, recognizer, remaining_s)
             log.calls += 1
@@ -170,17 +178,21 @@ class Recognition:
                     log.usage.add(recognizer.name, "possibly_billed")
                     if log.total_possibly_billed > self.settings.timeout_retries:
                         _stop_retrying(error, self.settings.timeout_retries)
-                if not error.retryable or attempt >= self.settings.max_attempts:
-                    raise
-                delay = random.uniform(0, self.settings.retry_base_delay_s * 2 ** (attempt - 1))  # noqa: S311
-                if remaining_s() < delay + self.settings.call_deadline_s + RESERVE_S:
-                    raise
-                logger.info("retrying upstream", extra={"error_code": error.code, "attempt": attempt})
-                self._sleep(delay)
+                self._back_off_or_raise(error, attempt, remaining_s)
             else:
                 if recognizer.name in self._paid:
                     log.usage.add(recognizer.name, "billed")  # every answer is billed, a usable one or not
                 return answer
+
+    def _back_off_or_raise(self, error: RecognitionError, attempt: int, remaining_s: Callable[[], float]) -> None:
+        """Sleep before the next attempt; raise ``error`` when it is not retryable or attempts or time run out."""
+        if not error.retryable or attempt >= self.settings.max_attempts:
+            raise error
+        delay = random.uniform(0, self.settings.retry_base_delay_s * 2 ** (attempt - 1))  # noqa: S311
+        if remaining_s() < delay + self.settings.call_deadline_s + RESERVE_S:
+            raise error
+        logger.info("retrying upstream", extra={"error_code": error.code, "attempt": attempt})
+        self._sleep(delay)
 
     def _wait_for_slot(
         self, pacer: Pacer | RateBudget, recognizer: Recognizer, remaining_s: Callable[[], float]
