@@ -28,6 +28,9 @@ MIN_READ_RATIO = 320 / 48
 MAX_FILL = 1.5
 # The margin (line heights each side) of the second, tighter read of a line whose province is weak.
 TIGHT_MARGIN = 0.35
+# The share (see grammar.CharScore) every character but the province needs before a weak province is
+# worth a tighter read: the rest of the plate must be told apart from its look-alikes already.
+_SURE_REST = 0.5
 # Below this probability a decoded province is read again on its own.
 _WEAK_PROVINCE = 0.5
 
@@ -103,9 +106,9 @@ def read_line(rgb: np.ndarray, quad: Quad, margin: float = 0.8, color: str | Non
     best, crop, used = read
     if _weak_province(best):
         best = _reread_province(crop, best)
-    if _weak_province(best):
-        # The car around a small plate can draw the recogniser off its province: read a tighter crop too,
-        # and believe it only where it spells the same characters after the province.
+    if _weak_province(best) and min(c.share for c in best.chars[1:]) >= _SURE_REST:
+        # The car around a small plate can draw the recogniser off its province: when the rest is read,
+        # read a tighter crop too, and believe it only where it spells the same characters after the province.
         tight = _read_widened(rgb, quad, TIGHT_MARGIN, color)
         if tight is not None and tight[0].number[1:] == best.number[1:]:
             tight_best = _reread_province(tight[1], tight[0]) if _weak_province(tight[0]) else tight[0]
