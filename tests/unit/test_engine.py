@@ -378,11 +378,17 @@ def test_text_that_is_no_plate_is_ignored():
     assert engine.find_plates(blue_page(), lines) == []
 
 
+def blue_plate(text: str) -> Image.Image:
+    """A blue plate face, 440 x 140 like a real one, with ``text`` in white."""
+    plate = Image.new("RGB", (440, 140), BLUE)
+    ImageDraw.Draw(plate).text((220, 72), text, font=font(88), fill=WHITE, anchor="mm")
+    return plate
+
+
 @needs_font
 def test_a_short_plate_line_is_stretched_for_reading_and_boxed_on_the_plate():
     # Given a small plate whose line is much shorter than the recogniser's input width (about 3:1)
-    plate = Image.new("RGB", (440, 140), BLUE)
-    ImageDraw.Draw(plate).text((220, 72), "鄂A·66666", font=font(88), fill=WHITE, anchor="mm")
+    plate = blue_plate("鄂A·66666")
     scene = Image.new("RGB", (400, 200), (96, 98, 104))
     scene.paste(plate.resize((120, 40)), (100, 60))
     quad = ((105.0, 68.0), (215.0, 68.0), (215.0, 92.0), (105.0, 92.0))
@@ -397,8 +403,7 @@ def test_a_short_plate_line_is_stretched_for_reading_and_boxed_on_the_plate():
 @needs_font
 def test_text_under_a_whole_plate_is_not_read_as_the_lower_row_of_a_two_row_plate():
     # Given a plate with a dealer's frame text right under it, both boxed by the detector
-    plate = Image.new("RGB", (440, 140), BLUE)
-    ImageDraw.Draw(plate).text((220, 72), "粤L·8888B", font=font(88), fill=WHITE, anchor="mm")
+    plate = blue_plate("粤L·8888B")
     scene = Image.new("RGB", (600, 400), (200, 200, 200))
     scene.paste(plate.resize((300, 95)), (150, 100))
     ImageDraw.Draw(scene).text((300, 225), "FV 5043", font=font(56), fill=BLACK, anchor="mm")
