@@ -331,13 +331,19 @@ def test_duplicate_arriving_while_the_writer_announces_leaves_the_announcement_t
     assert w.plate.calls == 1
 
 
+def written_but_not_announced(w, failure: BaseException):
+    """An upload whose invocation ("writing-invocation") wrote its record, then failed at announcing it."""
+    obj = w.upload(PLATE_KEY)
+    w.publisher.fail_next("announce_success", failure)
+    with pytest.raises(type(failure)):
+        w.pipeline.process(obj, request_id="writing-invocation")
+    return obj
+
+
 def test_writer_that_crashed_before_announcing_is_announced_by_its_own_retry_not_by_a_duplicate():
     # Given an invocation that wrote its record and died before announcing (killed: nothing after the write ran)
     w = world(plate=[plates("沪A12345")])
-    obj = w.upload(PLATE_KEY)
-    w.publisher.fail_next("announce_success", SystemExit("the invocation was killed here"))  # no except runs
-    with pytest.raises(SystemExit):
-        w.pipeline.process(obj, request_id="writing-invocation")
+    obj = written_but_not_announced(w, SystemExit("the invocation was killed here"))  # no except runs
 
     # When a duplicate delivery comes first, then Lambda's retry of the writer (same request id) a minute later
     duplicate = w.pipeline.process(obj, request_id="duplicate-invocation")
@@ -354,10 +360,7 @@ def test_writer_that_crashed_before_announcing_is_announced_by_its_own_retry_not
 def test_a_writer_that_failed_to_announce_lets_any_later_delivery_announce():
     # Given an invocation that wrote its record and then could not announce it (EventBridge refused)
     w = world(plate=[plates("沪A12345")])
-    obj = w.upload(PLATE_KEY)
-    w.publisher.fail_next("announce_success", PublishError("EventBridge refused the event"))
-    with pytest.raises(PublishError):
-        w.pipeline.process(obj, request_id="writing-invocation")
+    obj = written_but_not_announced(w, PublishError("EventBridge refused the event"))
 
     # When the event is sent again by someone else at once (the dead-letter queue's payload, resent)
     outcome = w.pipeline.process(obj, request_id="resent-by-the-operator")
@@ -371,10 +374,7 @@ def test_a_writer_that_failed_to_announce_lets_any_later_delivery_announce():
 def test_a_record_whose_writer_is_gone_for_good_is_announced_by_a_later_delivery():
     # Given a record written by an invocation that died before announcing and ran out of retries
     w = world(plate=[plates("沪A12345")])
-    obj = w.upload(PLATE_KEY)
-    w.publisher.fail_next("announce_success", PublishError("the invocation died here"))
-    with pytest.raises(PublishError):
-        w.pipeline.process(obj, request_id="writing-invocation")
+    obj = written_but_not_announced(w, PublishError("the invocation died here"))
 
     # When another delivery of the object comes after the writer's lease (ANNOUNCE_LEASE_S)
     w.clock.now += timedelta(seconds=ANNOUNCE_LEASE_S + 1)
