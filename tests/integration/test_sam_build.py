@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 import re
 import shutil
 import subprocess
@@ -87,7 +89,8 @@ def test_sam_build_packages_handler_and_layer(tmp_path):
     # And botocore keeps the models of the services the code makes clients for, and only those
     kept = sorted(path.name for path in (layer / "botocore" / "data").iterdir() if path.is_dir())
     assert kept == sorted(_services_used())
-    # And from the layer alone, on the Lambda runtime, a client of each can be made
+    # And from the layer alone, on the Lambda runtime, a client of each can be made, and finds its
+    # endpoint in the commercial and the China partition (the layer keeps only these services' entries)
     made = subprocess.run(  # noqa: S603 - the build's own python3.12
         [_python312(), "-S", "-c", CLIENTS.format(layer=str(layer), services=kept)],
         capture_output=True,
@@ -95,15 +98,28 @@ def test_sam_build_packages_handler_and_layer(tmp_path):
         timeout=120,
     )
     assert made.returncode == 0, made.stderr[-2000:]
+    assert json.loads(made.stdout) == {
+        f"{service} {region}": f"https://{service}.{region}.amazonaws.com{suffix}"
+        for service in kept
+        for region, suffix in (("eu-west-1", ""), ("cn-north-1", ".cn"))
+    }
+    # And the models it keeps carry no documentation (read by help() only; most of each file)
+    s3_model = next((layer / "botocore" / "data" / "s3").glob("*/service-2.json.gz"))
+    assert b'"documentation"' not in gzip.decompress(s3_model.read_bytes())
     shutil.rmtree(build_dir)
 
 
 CLIENTS = """
 import sys
 sys.path.insert(0, {layer!r})
+import json
 import boto3
+endpoints = {{}}
 for service in {services!r}:
-    boto3.client(service, region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="y")
+    for region in ("eu-west-1", "cn-north-1"):
+        client = boto3.client(service, region_name=region, aws_access_key_id="x", aws_secret_access_key="y")
+        endpoints[f"{{service}} {{region}}"] = client.meta.endpoint_url
+print(json.dumps(endpoints))
 """
 
 

@@ -14,6 +14,7 @@ from botocore.config import Config
 # the results table's PutItem carries a licence's owner and address: personal data that must
 # never reach a log (docs/contract.md), whatever level the root logger or LOG_LEVEL asks for.
 SDK_LOGGERS = ("botocore", "boto3", "urllib3", "s3transfer")
+_SDK_CHILD_PREFIXES = tuple(f"{parent}." for parent in SDK_LOGGERS)
 
 
 def quiet_sdk_loggers() -> None:
@@ -29,7 +30,7 @@ def quiet_sdk_loggers() -> None:
     for name, known in list(logging.root.manager.loggerDict.items()):
         if (
             isinstance(known, logging.Logger)
-            and name.startswith(tuple(f"{parent}." for parent in SDK_LOGGERS))
+            and name.startswith(_SDK_CHILD_PREFIXES)
             and logging.NOTSET < known.level < logging.WARNING
         ):
             known.setLevel(logging.WARNING)
