@@ -654,6 +654,20 @@ def test_a_look_alike_is_weak_evidence_so_a_new_energy_marker_is_not_swapped_for
     assert (best.number, best.layout) == ("云AD16666", "new_energy_small")
 
 
+def test_a_zero_read_as_the_authority_letter_is_the_round_letter_the_recogniser_saw_behind_it():
+    # Given 晋O88888 (a provincial public-security plate) whose O the recogniser reads as a clear "0",
+    # with the letter O, not D or Q, its runner-up
+    reads = ["_", "晋", {"0": 0.97, "O": 0.003}, "8", "8", "8", "8", "8", "_"]
+    # When decoded, Then the authority letter is O, and the plate is sure enough to be returned
+    [best, *_] = grammar.decode(frames_for(*reads), ALPHABET, penalties=grammar.color_penalties("blue"))
+    assert best.number == "晋O88888"
+    assert best.confidence > 0.5
+    # Given a D blurred towards a 0 (the recogniser's first choice) but with the D seen too, Then it stays a D
+    reads = ["_", "宁", {"0": 0.49, "D": 0.21, "O": 0.003}, "8", "A", "9", "1", "5", "_"]
+    [best, *_] = grammar.decode(frames_for(*reads), ALPHABET, penalties=grammar.color_penalties("blue"))
+    assert best.number == "宁D8A915"
+
+
 def test_repeated_digits_keep_their_count():
     [best, *_] = grammar.decode(frames_for(*spell("鄂A66666")), ALPHABET)
     assert best.number == "鄂A66666"

@@ -12,7 +12,9 @@ price, and it treats a read separator dot as a blank.  The layout with the best 
 Each character gets two scores at its most confident frame: ``p`` (its probability among
 everything the recogniser could have read there) and ``share`` (its probability among the
 characters the layout allows there).  ``share`` is what tells look-alikes apart (0/D/Q,
-8/B, 2/Z, 5/S); ``p`` says whether there was any evidence at all.  The plate's confidence
+8/B, 2/Z, 5/S); ``p`` says whether there was any evidence at all.  A "0" read where only a
+letter may stand and O is one (the authority letter) is an O, D or Q by the recogniser's own
+scores for those three.  The plate's confidence
 combines the weakest of both, so a province guessed from nothing scores low.
 """
 
@@ -211,10 +213,20 @@ _DIGIT_FOR_LETTER = {"B": "8", "S": "5", "Z": "2", "G": "6", "O": "0", "D": "0"}
 _LETTER_FOR_DIGIT = {"0": "ODQ", "8": "B", "5": "S", "2": "Z", "6": "G", "4": "A", "7": "T"}
 
 
+# The letters a "0"-shaped glyph may be where a letter must stand.  O is that very shape (an O read where
+# only digits may stand is a 0, see _VARIANTS), and D and Q blur into it; where O is allowed (the issuing
+# authority: 晋O is a provincial public-security plate), a 0 read there is split among the three in
+# proportion to the recogniser's own scores for them, so a clear "0" with O its runner-up is an O and a
+# "0" over a visible D stays a D.
+_ROUND_LETTERS = "ODQ"
+
+
 def _key(char: str, code: str) -> str:
     """The pooled column of ``char`` in a position of class ``code``: the character, marked when
     that class takes look-alikes of the other kind too."""
     members = CLASSES[code]
+    if char in _ROUND_LETTERS and "O" in members and not any(c.isdigit() for c in members):
+        return char + "#round"
     if char in _DIGIT_FOR_LETTER and not any(c.isdigit() for c in members):
         return char + "#letters"
     if char in _LETTER_FOR_DIGIT and not any(c.isalpha() and c.isascii() for c in members):
@@ -226,6 +238,8 @@ def _key_columns(alphabet: _Alphabet, key: str) -> tuple[tuple[int, ...], tuple[
     """The key's own glyph columns, and the look-alike columns it borrows (at LOOKALIKE_WEIGHT)."""
     char = key[0]
     extra = ""
+    if key.endswith("#round"):
+        return tuple(alphabet.columns[char]), ()
     if key.endswith("#letters"):
         extra = _DIGIT_FOR_LETTER[char]
     elif key.endswith("#digits"):
@@ -240,6 +254,22 @@ def _pool(probs: np.ndarray, own: tuple[int, ...], borrowed: tuple[int, ...]) ->
     if borrowed:
         pooled = pooled + LOOKALIKE_WEIGHT * probs[:, list(borrowed)].sum(axis=1)
     return pooled
+
+
+def _split_round(pooled: np.ndarray, probs: np.ndarray, alphabet: _Alphabet, round_keys: dict[str, int]) -> None:
+    """Adds each frame's "0"-glyph probability to the round letters' columns (in place), shared among
+    them in proportion to their own glyphs' probabilities at that frame (see _ROUND_LETTERS)."""
+    if not round_keys:
+        return
+    letters = [round_keys[k] for k in sorted(round_keys)]
+    own_columns = {c for k in round_keys for c in alphabet.columns[k[0]]}
+    zero_columns = sorted(set(alphabet.columns.get("0", ())) - own_columns)
+    if not zero_columns:
+        return
+    zero = probs[:, zero_columns].sum(axis=1)
+    own = pooled[:, letters]
+    weights = own / np.maximum(own.sum(axis=1, keepdims=True), _EPS)
+    pooled[:, letters] = own + weights * zero[:, None]
 
 
 def decode(
@@ -265,6 +295,7 @@ def decode(
     keys = [k for k in keys if k[0] in alphabet.columns]
     position = {k: i for i, k in enumerate(keys)}
     pooled = np.stack([_pool(probs, *_key_columns(alphabet, k)) for k in keys], axis=1)
+    _split_round(pooled, probs, alphabet, {k: i for i, k in enumerate(keys) if k.endswith("#round")})
     chars_needed = [k[0] for k in keys]
     blank = probs[:, 0] + (probs[:, list(alphabet.separators)].sum(axis=1) if alphabet.separators else 0.0)
     non_blank_best = np.max(probs[:, 1:], axis=1)
