@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -96,6 +97,7 @@ def test_sam_build_packages_handler_and_layer(tmp_path):
         capture_output=True,
         text=True,
         timeout=120,
+        env={"PATH": os.environ.get("PATH", "")},  # no AWS_* variable of the test run (an endpoint URL, say)
     )
     assert made.returncode == 0, made.stderr[-2000:]
     assert json.loads(made.stdout) == {

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import threading
 import warnings
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ MAX_SIDE = 2000
 MAX_PIXELS = 80_000_000
 
 _RAPIDOCR_LOGGER = "RapidOCR"
+ENGINE_THREADS_VARIABLE = "VEHICLE_OCR_ENGINE_THREADS"
 
 _lock = threading.Lock()
 _engine: Any = None
@@ -90,13 +92,31 @@ def _silence_rapidocr() -> None:
     logging.getLogger(_RAPIDOCR_LOGGER).setLevel(logging.ERROR)
 
 
+def _thread_params() -> dict[str, int]:
+    """onnxruntime's intra-op threads from VEHICLE_OCR_ENGINE_THREADS; unset: its default, one per core.
+
+    Where several processes share the cores (parallel test workers, a batch beside other work), one
+    thread each does the same work in less CPU time: the threads of one process only contend.
+    """
+    value = os.environ.get(ENGINE_THREADS_VARIABLE, "").strip()
+    if not value:
+        return {}
+    try:
+        threads = int(value)
+    except ValueError:
+        threads = 0
+    if threads < 1:
+        raise ValueError(f"{ENGINE_THREADS_VARIABLE} must be a whole number of threads >= 1, got {value!r}")
+    return {"EngineConfig.onnxruntime.intra_op_num_threads": threads}
+
+
 def _create_engine() -> Any:
     """A RapidOCR instance with its three models loaded (rapidocr would otherwise load them on first use)."""
     _silence_rapidocr()
     from rapidocr import RapidOCR  # heavy import (onnxruntime, cv2): only when the engine is really needed
 
     _silence_rapidocr()  # the logger is (re)configured when rapidocr is imported
-    engine = RapidOCR(params={"Global.log_level": "error"})
+    engine = RapidOCR(params={"Global.log_level": "error", **_thread_params()})
     for loader in ("_load_det_model", "_load_cls_model", "_load_rec_model"):
         load = getattr(engine, loader, None)
         if callable(load):
