@@ -186,6 +186,8 @@ class Reply:
     How it is sent (combines with any of the above, and with a normal answer):
 
     - ``stall_s=2.0``: wait before answering (the answer is recorded, and billed, on arrival).
+      With ``release=<threading.Event>``, the wait ends as soon as the test sets the event: a
+      call held exactly while something else happens, for no longer (``stall_s`` is its bound).
     - ``pad_to=5_000_000``: the (uncompressed) body is at least this many bytes: a JSON object the
       fake builds gets a last field ``"padding": "<spaces>"``; a ``raw_json`` / ``body`` / HTML body
       gets trailing spaces (still valid JSON).  The padding is never built in memory: it is
@@ -210,8 +212,11 @@ class Reply:
     gzip: bool = False
     pad_to: int | None = None
     drip_s: float | None = None
+    release: threading.Event | None = field(default=None, hash=False, compare=False)
 
     def __post_init__(self) -> None:
+        if self.release is not None and not self.stall_s > 0:
+            raise ValueError("release ends a stall: give stall_s too")
         if self.raw_json is not None and self.body is not None:
             raise ValueError("give raw_json or body, not both")
         if self.pad_to is not None and self.pad_to < 0:
@@ -267,11 +272,13 @@ class _Answer:
     pad_at: int | None = None
     gzip: bool = False
     drip_s: float | None = None
+    release: threading.Event | None = None
 
     def deliver(self, reply: Reply) -> None:
         """Apply a reply's delivery fields (stall, padding, gzip, drip) that it sets."""
         if reply.stall_s:
             self.stall_s = reply.stall_s
+            self.release = reply.release
         if reply.gzip:
             self.gzip = True
         if reply.drip_s is not None:
@@ -899,12 +906,23 @@ class _Handler(BaseHTTPRequestHandler):
 
         upstream = self.server.upstream
         answer = upstream._handle(provider, self.command, split.query, self.headers, body)
-        if answer.stall_s > 0 and upstream._stopping.wait(answer.stall_s):
+        if answer.stall_s > 0 and self._stall(answer, upstream._stopping):
             answer.close = True  # the fake is stopping: do not answer after all
         if answer.close:
             self._hang_up()
             return
         self._send_answer(answer)
+
+    @staticmethod
+    def _stall(answer: _Answer, stopping: threading.Event) -> bool:
+        """Wait ``stall_s``, or until the reply's release is set; True when the fake stops meanwhile."""
+        if answer.release is None:
+            return stopping.wait(answer.stall_s)
+        deadline = time.monotonic() + answer.stall_s
+        while (left := deadline - time.monotonic()) > 0 and not answer.release.is_set():
+            if stopping.wait(min(left, 0.05)):
+                return True
+        return False
 
     def _hang_up(self) -> None:
         self.close_connection = True

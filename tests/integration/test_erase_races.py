@@ -7,6 +7,7 @@ the erasure happens while the function waits for them, and counts what was bille
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from typing import Any
 from urllib.parse import quote
@@ -48,13 +49,15 @@ def test_uploads_recognised_while_the_plate_is_erased_never_reappear(running_sta
     stack.upload("plates/gate.jpg", first)
     assert stack.wait_for(1, timeout_s=60) == 1
     # And two more photos of it whose answers are slow: a new version of the gate key, and a new key
-    fake_upstream.script("tianapi", [Reply(stall_s=8), Reply(stall_s=8)])
+    answers_held = threading.Event()  # until the erasure has run (15 s at most: within the read timeout)
+    fake_upstream.script("tianapi", [Reply(stall_s=15, release=answers_held)] * 2)
     stack.upload("plates/gate.jpg", second)
     stack.upload("plates/elsewhere.jpg", elsewhere)
     wait_until(lambda: len(fake_upstream.calls) == 3, 30, "both slow calls under way")
 
     # When the plate is erased while the function waits for those answers, and they then arrive
     during = erase(stack, "--plate", PLATE)
+    answers_held.set()
     assert during.returncode == 0, during.stdout + during.stderr
     assert stack.wait_for(3, timeout_s=60) == 3
 
@@ -176,12 +179,14 @@ def test_another_cars_upload_under_the_same_key_being_recognised_during_the_eras
     fake_upstream.set_answer(theirs, {"color": "blue", "number": "沪F66666"})
     stack.upload("plates/gate.jpg", ours)
     assert stack.wait_for(1, timeout_s=60) == 1
-    fake_upstream.script("tianapi", [Reply(stall_s=8)])
+    answer_held = threading.Event()  # until the erasure has run (15 s at most: within the read timeout)
+    fake_upstream.script("tianapi", [Reply(stall_s=15, release=answer_held)])
     stack.upload("plates/gate.jpg", theirs)
     wait_until(lambda: len(fake_upstream.calls) == 2, 30, "the other car's call under way")
 
     # When this plate is erased while the other car's photo is being recognised
     during = erase(stack, "--plate", PLATE)
+    answer_held.set()
     assert during.returncode == 0, during.stdout + during.stderr
     assert stack.wait_for(2, timeout_s=60) == 2
 

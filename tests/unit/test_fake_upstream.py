@@ -175,6 +175,21 @@ def test_stalled_success_the_client_gave_up_on_is_billed(fake_upstream):
     assert fake_upstream.billed() == 1
 
 
+def test_a_held_answer_is_sent_when_the_test_releases_it(fake_upstream):
+    # Given an answer held for at most 10 s, released by the test
+    release = threading.Event()
+    fake_upstream.script("tianapi", [Reply(stall_s=10, release=release)])
+
+    # When the client asks, and the test releases the answer while the client waits
+    threading.Timer(0.3, release.set).start()
+    started = time.monotonic()
+    answer = tianapi(fake_upstream, timeout=(2.0, 10.0))
+
+    # Then the answer arrives at the release, not at the bound
+    assert answer.json()["code"] == 200
+    assert 0.3 <= time.monotonic() - started < 5
+
+
 def test_closed_connection_is_not_billed(fake_upstream):
     # Given a reply that closes the connection without answering
     fake_upstream.script("apizero", [Reply(close=True)])
