@@ -401,6 +401,31 @@ def test_a_short_plate_line_is_stretched_for_reading_and_boxed_on_the_plate():
 
 
 @needs_font
+def test_a_plate_the_detector_found_no_text_on_is_read_from_its_plate_coloured_rectangle():
+    # Given a small, slightly tilted blue plate on a car, and a blue square (a sign) beside it, and the
+    # detector finding no text at all (as on a soft 140 px wide photo scaled up for detection)
+    scene = Image.new("RGB", (480, 320), (70, 72, 78))
+    plate = blue_plate("吉A·44444").resize((150, 48)).convert("RGBA").rotate(6, expand=True, resample=Image.BICUBIC)
+    scene.paste(plate, (170, 180), plate)
+    ImageDraw.Draw(scene).rectangle((30, 30, 110, 110), fill=BLUE)
+    # When plates are found
+    found = engine.find_plates(np.asarray(scene), [])
+    # Then the plate is read from its colour, with its colour and a box on it; the square is no plate
+    assert [(p.number, p.color) for p in found] == [("吉A44444", "blue")]
+    x0, y0, x1, y1 = found[0].box
+    assert 160 <= x0 < 200 and 290 < x1 <= 340 and 170 <= y0 < y1 <= 260
+
+
+def test_a_photo_with_plate_coloured_shapes_but_no_plate_has_no_plate():
+    # Given plate-shaped blue and yellow bars with no characters on them, and no text detected
+    scene = np.full((300, 500, 3), 90, dtype=np.uint8)
+    scene[40:90, 40:200] = BLUE
+    scene[150:200, 250:420] = YELLOW
+    # When plates are found, Then none is returned: an empty plate reads as no plate
+    assert engine.find_plates(scene, []) == []
+
+
+@needs_font
 def test_text_under_a_whole_plate_is_not_read_as_the_lower_row_of_a_two_row_plate():
     # Given a plate with a dealer's frame text right under it, both boxed by the detector
     plate = blue_plate("粤L·8888B")

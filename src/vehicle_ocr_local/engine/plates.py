@@ -32,6 +32,7 @@ from vehicle_ocr_local.engine.ocr import (
     recognize_probabilities,
 )
 from vehicle_ocr_local.engine.reader import Reading, read_line, read_two_rows
+from vehicle_ocr_local.engine.regions import plate_regions
 
 _SUFFIXES = "学挂警港澳领试超"
 _TRADITIONAL = str.maketrans("滬遼貴雲陝閩粵寧甯瓊晉蘇魯贛學掛領", "沪辽贵云陕闽粤宁宁琼晋苏鲁赣学挂领")
@@ -251,6 +252,9 @@ DOUBT = 0.3
 LINE_ACCEPT = 0.85
 # At most this many plate-like lines without a plate in their text are read again per image.
 MAX_LOOSE = 4
+# A plate-coloured rectangle's text band is read widened by this many heights each side (it spans the
+# plate already; a little more keeps a province on the plate's edge off the crop's edge).
+REGION_MARGIN = 0.2
 
 
 @dataclass(frozen=True)
@@ -418,7 +422,26 @@ def find_plates(rgb: np.ndarray, lines: Sequence[OcrLine]) -> list[PlateReading]
         if any(canonical_plate_number(k.number) == key or _overlap(k.box, reading.box) > 0.5 for k in kept):
             continue
         kept.append(reading)
+    if not kept:
+        kept = _plates_without_text(rgb, candidates, gains)
     return sorted(kept, key=lambda r: (r.box[0], r.box[1]))
+
+
+def _plates_without_text(rgb: np.ndarray, candidates: Sequence[_Candidate], gains: np.ndarray) -> list[PlateReading]:
+    """Plates read from plate-coloured rectangles where the detector found no plate text (see regions):
+    only in a photo where nothing else was found, only away from every place already read, and only
+    as sure as any other second reading."""
+    found: list[PlateReading] = []
+    for region in plate_regions(rgb, gains):
+        if any(_overlap(region.box, candidate.box) > 0.3 for candidate in candidates):
+            continue
+        reading = read_line(rgb, region.quad, margin=REGION_MARGIN, color=region.color)
+        if reading is None or reading.confidence < ACCEPT or not is_valid_plate(reading.number):
+            continue
+        plate = _plate(rgb, reading.number, reading.confidence, reading.box, reading.quad, gains)
+        if not any(p.number == plate.number or _overlap(p.box, plate.box) > 0.5 for p in found):
+            found.append(plate)
+    return found
 
 
 def _quad(
