@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import botocore.loaders
+import botocore.session
 import pytest
 import requests
 from PIL import Image, ImageDraw
@@ -41,6 +43,20 @@ os.environ.update(
     POWERTOOLS_SERVICE_NAME="vehicle-ocr",
     POWERTOOLS_METRICS_NAMESPACE="VehicleOcr",
 )
+# Every handler a test loads makes its own boto3 session, and each session parsed botocore's JSON models
+# again (0.1-0.4 s a handler, hundreds of handlers). One loader for the test process: the same files,
+# parsed once; what a session does with them is unchanged. The deployed layer's loading is the bench's.
+_SHARED_BOTOCORE_LOADERS: dict[str | None, botocore.loaders.Loader] = {}
+
+
+def _shared_botocore_loader(search_path_string: str | None = None) -> botocore.loaders.Loader:
+    if search_path_string not in _SHARED_BOTOCORE_LOADERS:
+        _SHARED_BOTOCORE_LOADERS[search_path_string] = botocore.loaders.create_loader(search_path_string)
+    return _SHARED_BOTOCORE_LOADERS[search_path_string]
+
+
+botocore.session.create_loader = _shared_botocore_loader
+
 # The offline engine on one thread per test worker: the workers already fill the cores, and onnxruntime's
 # threads contending with the other worker cost a fifth more CPU time for the same results (measured).
 os.environ.setdefault("VEHICLE_OCR_ENGINE_THREADS", "1")
