@@ -207,7 +207,8 @@ def _first_result(python: str, paths: list[str], env: dict[str, str], runs: int 
             )
             lines = [line for line in out.stdout.splitlines() if line.startswith("BENCH_RESULT ")]
             if out.returncode != 0 or not lines:
-                raise RuntimeError(f"the cold invocation failed:\n{out.stderr[-3000:]}")
+                # The function's own log lines (stdout) say why an object was not recorded.
+                raise RuntimeError(f"the cold invocation failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
             result = json.loads(lines[-1].removeprefix("BENCH_RESULT "))
             if result["statuses"] != ["SUCCEEDED", "SUCCEEDED"]:
                 raise RuntimeError(f"the cold invocation did not succeed: {result['statuses']}")

@@ -7,8 +7,8 @@ service's model and endpoint rules, and the session parses endpoints.json once. 
 
 - the model folders of services no function makes a client for (some 400: listing them took
   0.1 s of every cold start);
-- the documentation strings in the kept models (five sixths of the S3 model's 1.3 MB: only
-  `help()` and generated docs read them, never a request);
+- the documentation of the kept models' operations and shapes (five sixths of the S3 model's
+  1.3 MB: only `help()` and generated docs read it, never a request);
 - the other services' entries in endpoints.json (1.2 MB, parsed whole for five services);
 - the indentation of the JSON the kept services' clients parse.
 
@@ -25,15 +25,34 @@ import sys
 from pathlib import Path
 from typing import Any
 
-DOCUMENTATION_KEYS = frozenset({"documentation", "documentationUrl"})
+DOCUMENTATION_KEYS = ("documentation", "documentationUrl")
 
 
-def without_documentation(node: Any) -> Any:
-    if isinstance(node, dict):
-        return {key: without_documentation(value) for key, value in node.items() if key not in DOCUMENTATION_KEYS}
-    if isinstance(node, list):
-        return [without_documentation(value) for value in node]
-    return node
+def without_documentation(model: dict[str, Any]) -> dict[str, Any]:
+    """The service model without the documentation of its operations, shapes and their members.
+
+    Only there: botocore reads those with .get(), but requires the documentation of the
+    endpoint's client context parameters (in the metadata), and a member may be *named*
+    "documentation" (so keys are dropped from definitions, never from a members mapping).
+    """
+    for operation in model.get("operations", {}).values():
+        _drop_documentation(operation)
+        refs = [operation.get("input"), operation.get("output"), *operation.get("errors", [])]
+        for ref in refs:
+            _drop_documentation(ref)
+    for shape in model.get("shapes", {}).values():
+        _drop_documentation(shape)
+        for member in shape.get("members", {}).values():
+            _drop_documentation(member)
+        for part in ("member", "key", "value"):
+            _drop_documentation(shape.get(part))
+    return model
+
+
+def _drop_documentation(definition: Any) -> None:
+    if isinstance(definition, dict):
+        for key in DOCUMENTATION_KEYS:
+            definition.pop(key, None)
 
 
 def slim(data_dir: Path, services: set[str]) -> None:

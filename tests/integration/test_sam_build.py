@@ -90,38 +90,61 @@ def test_sam_build_packages_handler_and_layer(tmp_path):
     # And botocore keeps the models of the services the code makes clients for, and only those
     kept = sorted(path.name for path in (layer / "botocore" / "data").iterdir() if path.is_dir())
     assert kept == sorted(_services_used())
-    # And from the layer alone, on the Lambda runtime, a client of each can be made, and finds its
-    # endpoint in the commercial and the China partition (the layer keeps only these services' entries)
+    # And from the layer alone, on the Lambda runtime, each service's client sends a request the code
+    # makes, resolved to its endpoint in the commercial and the China partition, signed and its answer
+    # parsed (the layer keeps only these services' models and endpoints, without their documentation)
     made = subprocess.run(  # noqa: S603 - the build's own python3.12
-        [_python312(), "-S", "-c", CLIENTS.format(layer=str(layer), services=kept)],
+        [_python312(), "-S", "-c", REQUESTS.format(layer=str(layer), requests=SENT_REQUESTS)],
         capture_output=True,
         text=True,
         timeout=120,
         env={"PATH": os.environ.get("PATH", "")},  # no AWS_* variable of the test run (an endpoint URL, say)
     )
     assert made.returncode == 0, made.stderr[-2000:]
+    assert sorted(kept) == sorted(SENT_REQUESTS)
     assert json.loads(made.stdout) == {
-        f"{service} {region}": f"https://{service}.{region}.amazonaws.com{suffix}"
+        f"{service} {region}": f"{SENT_REQUESTS[service][0]}{service}.{region}.amazonaws.com{suffix}"
         for service in kept
         for region, suffix in (("eu-west-1", ""), ("cn-north-1", ".cn"))
     }
-    # And the models it keeps carry no documentation (read by help() only; most of each file)
+    # And the models it keeps carry no documentation of operations and shapes (read by help() only)
     s3_model = next((layer / "botocore" / "data" / "s3").glob("*/service-2.json.gz"))
-    assert b'"documentation"' not in gzip.decompress(s3_model.read_bytes())
+    s3 = json.loads(gzip.decompress(s3_model.read_bytes()))
+    assert not [name for name, shape in s3["shapes"].items() if "documentation" in shape]
+    assert not [name for name, operation in s3["operations"].items() if "documentation" in operation]
     shutil.rmtree(build_dir)
 
 
-CLIENTS = """
-import sys
+# One request per service, as the code sends it: (the host's prefix, the operation, its parameters).
+SENT_REQUESTS = {
+    "s3": ("images.", "get_object", {"Bucket": "images", "Key": "plates/沪A 1+2.jpg"}),
+    "dynamodb": ("", "get_item", {"TableName": "results", "Key": {"pk": {"S": "id"}, "sk": {"S": "record"}}}),
+    "events": ("", "put_events", {"Entries": [{"Source": "vehicle-ocr", "DetailType": "d", "Detail": "{}"}]}),
+    "sqs": ("", "send_message", {"QueueUrl": "https://sqs.eu-west-1.amazonaws.com/1/failures", "MessageBody": "m"}),
+    "ssm": ("", "get_parameter", {"Name": "/vehicle-ocr/tianapi-key", "WithDecryption": True}),
+}
+
+REQUESTS = """
+import io, json, sys
+from urllib.parse import urlsplit
 sys.path.insert(0, {layer!r})
-import json
 import boto3
-endpoints = {{}}
-for service in {services!r}:
+from botocore.awsrequest import AWSResponse
+
+class Raw(io.BytesIO):
+    def stream(self, **_):
+        yield self.getvalue()
+
+sent = {{}}
+for service, (_, operation, parameters) in {requests!r}.items():
     for region in ("eu-west-1", "cn-north-1"):
         client = boto3.client(service, region_name=region, aws_access_key_id="x", aws_secret_access_key="y")
-        endpoints[f"{{service}} {{region}}"] = client.meta.endpoint_url
-print(json.dumps(endpoints))
+        def answer(request, **_):  # instead of the network: where it would have gone, and an empty answer
+            sent[f"{{service}} {{region}}"] = urlsplit(request.url).netloc
+            return AWSResponse(request.url, 200, {{}}, Raw(b"" if service == "s3" else b"{{}}"))
+        client.meta.events.register("before-send", answer)
+        getattr(client, operation)(**parameters)
+print(json.dumps(sent))
 """
 
 
