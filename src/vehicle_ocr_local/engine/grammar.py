@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cache
 
 import numpy as np
@@ -158,16 +158,22 @@ class _Alphabet:
     size: int
     columns: dict[str, tuple[int, ...]]  # plate character -> columns of its glyphs
     separators: tuple[int, ...]
+    # Per set of layouts: the pooled keys in column order, and each layout's member keys per position.
+    plans: dict[tuple[tuple[str, str], ...], tuple[list[str], dict[str, list[list[int]]]]] = field(
+        default_factory=dict, compare=False
+    )
 
 
-_alphabet_cache: dict[int, tuple[list[str], _Alphabet]] = {}
+# The last alphabet built: the recogniser hands out a fresh copy of its character list with every
+# call, so it is recognised by its content (a list comparison is far cheaper than building it again).
+_alphabet_cache: list[tuple[list[str], _Alphabet]] = []
 
 
 def _alphabet(characters: Sequence[str]) -> _Alphabet:
-    key = id(characters)
-    cached = _alphabet_cache.get(key)
-    if cached is not None and cached[0] is characters:
-        return cached[1]
+    if _alphabet_cache:
+        known, cached = _alphabet_cache[0]
+        if known is characters or (len(known) == len(characters) and known == list(characters)):
+            return cached
     index: dict[str, int] = {}
     for i, char in enumerate(characters):
         index.setdefault(char, i)
@@ -181,9 +187,27 @@ def _alphabet(characters: Sequence[str]) -> _Alphabet:
             columns[char] = tuple(found)
     separators = tuple(sorted({index[s] for s in _SEPARATORS if s in index and index[s] != 0}))
     alphabet = _Alphabet(len(characters), columns, separators)
-    _alphabet_cache.clear()
-    _alphabet_cache[key] = (characters if isinstance(characters, list) else list(characters), alphabet)
+    _alphabet_cache[:] = [(list(characters), alphabet)]
     return alphabet
+
+
+def _plan(alphabet: _Alphabet, layouts: dict[str, str]) -> tuple[list[str], dict[str, list[list[int]]]]:
+    """The pooled keys for ``layouts`` (see decode) and, per layout, each position's keys (by index);
+    a layout with a position no glyph of the alphabet can fill is left out."""
+    name = tuple(layouts.items())
+    plan = alphabet.plans.get(name)
+    if plan is not None:
+        return plan
+    keys = sorted({_key(c, code) for layout in layouts.values() for code in layout for c in _class_chars(code)})
+    keys = [k for k in keys if k[0] in alphabet.columns]
+    position = {k: i for i, k in enumerate(keys)}
+    sets_by_layout: dict[str, list[list[int]]] = {}
+    for layout_name, layout in layouts.items():
+        sets = [[position[_key(c, code)] for c in _class_chars(code) if _key(c, code) in position] for code in layout]
+        if all(sets):
+            sets_by_layout[layout_name] = sets
+    alphabet.plans[name] = (keys, sets_by_layout)
+    return keys, sets_by_layout
 
 
 def _accented(index: dict[str, int]) -> dict[str, list[int]]:
@@ -291,9 +315,7 @@ def decode(
     # Glyph variants pooled into their plate character: per character, the frame-wise sum.  Where a
     # position cannot hold digits (or letters), a digit (letter) look-alike is evidence too: "8" read
     # where only a letter may stand is a B.  Such a position's characters get keys of their own.
-    keys = sorted({_key(c, code) for layout in layouts.values() for code in layout for c in _class_chars(code)})
-    keys = [k for k in keys if k[0] in alphabet.columns]
-    position = {k: i for i, k in enumerate(keys)}
+    keys, sets_by_layout = _plan(alphabet, layouts)
     pooled = np.stack([_pool(probs, *_key_columns(alphabet, k)) for k in keys], axis=1)
     _split_round(pooled, probs, alphabet, {k: i for i, k in enumerate(keys) if k.endswith("#round")})
     chars_needed = [k[0] for k in keys]
@@ -303,18 +325,11 @@ def decode(
     # Skipping a frame costs nothing where the recogniser saw a gap, a price where it saw a character.
     log_wild = np.where(blank >= non_blank_best, log_blank, np.log(np.maximum(non_blank_best, _EPS)) - _SKIP_COST)
     results = []
-    for name, layout in layouts.items():
-        sets = []
-        for code in layout:
-            members = [position[_key(c, code)] for c in _class_chars(code) if _key(c, code) in position]
-            if not members:
-                break
-            sets.append(members)
-        else:
-            decoding = _viterbi(pooled, log_blank, log_wild, sets, chars_needed, name)
-            if decoding is not None:
-                penalty = (penalties or {}).get(name, 0.0)
-                results.append(replace(decoding, log_score=decoding.log_score - penalty) if penalty else decoding)
+    for name, sets in sets_by_layout.items():
+        decoding = _viterbi(pooled, log_blank, log_wild, sets, chars_needed, name)
+        if decoding is not None:
+            penalty = (penalties or {}).get(name, 0.0)
+            results.append(replace(decoding, log_score=decoding.log_score - penalty) if penalty else decoding)
     results.sort(key=lambda d: d.log_score, reverse=True)
     return results
 
