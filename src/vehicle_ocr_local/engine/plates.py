@@ -90,6 +90,9 @@ _PLATE_TEXT = re.compile(
         )
     )
 )
+_MILITARY = re.compile(r"[A-Z]{2}[0-9]{5}")
+# Plate colours only civil (GA 36) plates are printed in.
+_CIVIL_COLORS = frozenset({"blue", "yellow", "green", "yellow_green"})
 _TWO_ROW_TOP = re.compile(rf"(?:{_P}|WJ{_P}?)[A-Z0-9]?")
 _TWO_ROW_BOTTOM = re.compile(rf"[0-9A-Z]{{4,6}}[{_SUFFIXES}]?")
 
@@ -344,6 +347,7 @@ def _other_text_above(lines: Sequence[OcrLine], index: int) -> bool:
 def _decide(rgb: np.ndarray, lines: Sequence[OcrLine], candidate: _Candidate, gains: np.ndarray) -> PlateReading | None:
     """The plate at a candidate place: the second reading when it is sure, else the line text when that is."""
     readings: list[Reading] = []
+    color = None
     if candidate.two_rows:
         two = read_two_rows(rgb, candidate.quad, candidate.top)
         if two is not None:
@@ -360,6 +364,10 @@ def _decide(rgb: np.ndarray, lines: Sequence[OcrLine], candidate: _Candidate, ga
                 readings.append(two)
     best = max(readings, key=lambda r: r.confidence, default=None)
     line_number = candidate.number if candidate.certain and is_valid_plate(candidate.number) else None
+    if line_number is not None and color in _CIVIL_COLORS and _MILITARY.fullmatch(line_number):
+        # Military plates are white: on a blue, yellow or green plate, two letters and five digits are
+        # a province lost and its neighbour ("沪A·78730" read "FA·78730"), not a military number.
+        line_number = None
     agree = (
         best is not None
         and line_number is not None

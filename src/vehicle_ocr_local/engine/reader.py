@@ -8,7 +8,8 @@ crops, the upper row (province and authority letter) and the lower one, and join
 province read with little evidence is read once more alone, cut out at the place the
 decoder put it, where the recogniser sees nothing else and cannot merge it with its
 neighbours; if it is still weak, the line is read again from a tighter crop (the car around
-a small plate draws the recogniser off its province), believed only where it agrees on the rest.
+a small plate draws the recogniser off its province), believed only where it agrees on the rest;
+where both crops read the same province, they are two looks at it and their evidence is pooled.
 """
 
 from __future__ import annotations
@@ -112,11 +113,25 @@ def read_line(rgb: np.ndarray, quad: Quad, margin: float = 0.8, color: str | Non
         tight = _read_widened(rgb, quad, TIGHT_MARGIN, color)
         if tight is not None and tight[0].number[1:] == best.number[1:]:
             tight_best = _reread_province(tight[1], tight[0]) if _weak_province(tight[0]) else tight[0]
+            if tight_best.number == best.number:
+                tight_best = _both_looks(best, tight_best)
             if tight_best.confidence > best.confidence:
                 best, used = tight_best, TIGHT_MARGIN
     # The box: the decoded characters' stretch of the line, at the line's own height.
     span = _sub_quad(widen(quad, used, used, 0.0, 0.0), *best.span)
     return Reading(best, span)
+
+
+def _both_looks(wide: grammar.Decoding, tight: grammar.Decoding) -> grammar.Decoding:
+    """The tight decoding with the province evidence of two crops that read the same plate.
+
+    The crops are scaled and framed differently, so they are two looks at a faint province: the
+    chance that at least one saw it, 1 - (1 - p1)(1 - p2), is its evidence, and the lower of the
+    two shares its certainty among the provinces.
+    """
+    a, b = wide.chars[0], tight.chars[0]
+    seen = grammar.CharScore(b.char, 1.0 - (1.0 - a.p) * (1.0 - b.p), min(a.share, b.share), b.at)
+    return replace(tight, chars=(seen, *tight.chars[1:]))
 
 
 def _weak_province(decoding: grammar.Decoding) -> bool:
