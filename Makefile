@@ -7,7 +7,8 @@ STAMP  := $(VENV)/.installed
 # not SAM CLI, cfn-lint, pytest or ruff, which `.[dev]` adds for the other targets.
 LOCAL_STAMP := $(VENV)/.installed-local
 # Test modules run in parallel, one worker per core (pytest-xdist); a module stays on one worker, so the
-# modules that share one emulated stack across their tests keep it to themselves. PYTEST_WORKERS=0: serial.
+# modules that share one emulated stack across their tests keep it to themselves. The longest modules go
+# first (tests/conftest.py, LONG_MODULES), in the order collected. PYTEST_WORKERS=0: serial.
 PYTEST_WORKERS ?= auto
 
 .PHONY: typecheck help install install-local lint format check-template unit integration test bench build deploy deploy-local-engine lock events openapi up demo clean
@@ -58,17 +59,17 @@ check-template: install
 	scripts/check-template.sh
 
 unit: install
-	$(BIN)/pytest tests/unit -q -n $(PYTEST_WORKERS) --dist loadfile
+	$(BIN)/pytest tests/unit -q -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 integration: install
-	$(BIN)/pytest tests/integration -q -n $(PYTEST_WORKERS) --dist loadfile
+	$(BIN)/pytest tests/integration -q -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # The layer and the local side, type-checked (tests and scripts are not).
 typecheck: install
 	$(BIN)/mypy
 
 test: lint typecheck check-template
-	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # Figures with their targets, bench/REPORT.md (committed) and bench/results/latest.json.
 bench: install

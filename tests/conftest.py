@@ -62,6 +62,37 @@ botocore.session.create_loader = _shared_botocore_loader
 os.environ.setdefault("VEHICLE_OCR_ENGINE_THREADS", "1")
 
 
+# The modules that take tens of seconds, longest first (measured by `pytest --durations`). The Makefile
+# runs the suite on one worker per core, each taking whole modules in collection order
+# (--dist loadfile --no-loadscope-reorder): these start first and the short ones fill in after. By
+# default xdist takes the modules with the most tests first, and so these last: the engine's accuracy
+# module (6 tests, over a minute) then ran alone on one core while the other sat idle.
+LONG_MODULES = (
+    "integration/test_engine_accuracy.py",
+    "integration/test_hostile_upstream.py",
+    "integration/test_local_stack.py",
+    "integration/test_erase_races.py",
+    "integration/test_recognize_failures.py",
+    "integration/test_fault_injection.py",
+    "integration/test_cli.py",
+    "integration/test_console.py",
+    "integration/test_erase_cli.py",
+    "integration/test_erase.py",
+    "integration/test_cli_invoke.py",
+    "unit/test_engine.py",
+    "integration/test_local_burst.py",
+    "integration/test_cli_recognize.py",
+    "integration/test_up_ports.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {str(ROOT / "tests" / module): index for index, module in enumerate(LONG_MODULES)}
+    if missing := [path for path in rank if not Path(path).is_file()]:
+        raise pytest.UsageError(f"LONG_MODULES names modules that do not exist: {missing}")
+    items.sort(key=lambda item: rank.get(str(item.path), len(rank)))  # stable: the rest keep their order
+
+
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
     """One moto server for the session, reached over real HTTP like AWS itself.
