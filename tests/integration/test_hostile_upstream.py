@@ -81,6 +81,7 @@ class Case:
     possibly_billed: int = 0  # expected on the record
     max_calls: int | None = None  # requests expected at most (None: 1)
     check: Any = field(default=None, compare=False)  # extra assertions on the record
+    deadline_s: float = 0.0  # the function's call deadline, when not DEADLINE_S
 
 
 def _always(reply: Reply, times: int = 9) -> tuple[Reply, ...]:
@@ -331,6 +332,8 @@ CASES = [
         "UPSTREAM_TIMEOUT",
         possibly_billed=2,
         max_calls=2,
+        # Only the deadline ends an answer that never stops arriving: a shorter one, past the read timeout
+        deadline_s=READ_TIMEOUT_S + 1,
     ),
     Case(
         "apizero-dropped-after-request-once",
@@ -422,7 +425,8 @@ def hostile_upstream() -> Any:
 
 
 @pytest.fixture(scope="module")
-def hostile_app(hostile_stack: Stack, hostile_upstream: FakeUpstream) -> Any:
+def hostile_apps(hostile_stack: Stack, hostile_upstream: FakeUpstream) -> Any:
+    """``hostile_apps(deadline_s)``: the handler with that call deadline (DEADLINE_S: 0), loaded once each."""
     register_secret(OWNER, "owner planted by the hostile suite")
     register_secret(ADDRESS, "address planted by the hostile suite")
     env = recognize_environment(
@@ -432,9 +436,19 @@ def hostile_app(hostile_stack: Stack, hostile_upstream: FakeUpstream) -> Any:
         UPSTREAM_CALL_DEADLINE=str(DEADLINE_S),
         UPSTREAM_TIMEOUT_RETRIES=str(TIMEOUT_RETRIES),
     )
+    loaded: dict[float, Any] = {}
+
+    def app_with(deadline_s: float) -> Any:
+        if deadline_s not in loaded:
+            with pytest.MonkeyPatch.context() as patch:  # the deadline is read at cold start only
+                if deadline_s:
+                    patch.setenv("UPSTREAM_CALL_DEADLINE", str(deadline_s))
+                loaded[deadline_s] = load_function_module("recognize", f"recognize_app_hostile_{len(loaded)}")
+        return loaded[deadline_s]
+
     with pytest.MonkeyPatch.context() as patch:
         apply_environment(patch, env)
-        yield load_function_module("recognize", "recognize_app_hostile")
+        yield app_with
 
 
 def _event(stack: Stack, key: str, body: bytes) -> dict[str, Any]:
@@ -457,9 +471,9 @@ def test_the_suite_is_hostile_enough():
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.id)
 def test_odd_answer_ends_as_one_record_and_is_paid_once(
-    case, hostile_stack, hostile_app, hostile_upstream, capture_logs
+    case, hostile_stack, hostile_apps, hostile_upstream, capture_logs
 ):
-    stack, upstream = hostile_stack, hostile_upstream
+    stack, upstream, hostile_app = hostile_stack, hostile_upstream, hostile_apps(case.deadline_s)
     folder = "plates" if case.provider == "tianapi" else "vehicle-licenses"
     image = make_jpeg(seed=1000 + CASES.index(case))
     key = f"{folder}/hostile/{case.id} 照片+1.jpg"
