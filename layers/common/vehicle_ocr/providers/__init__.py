@@ -8,13 +8,16 @@ share one pooled session per process.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from vehicle_ocr.providers import apizero, local, tianapi
 from vehicle_ocr.providers.apizero import ApizeroVehicleLicenseRecognizer
 from vehicle_ocr.providers.base import ProviderAnswer, Recognizer
 from vehicle_ocr.providers.registry import ProviderSpec, provider_spec, providers_for, register_provider
 from vehicle_ocr.providers.tianapi import TianapiPlateRecognizer
-from vehicle_ocr.settings import Settings
+
+if TYPE_CHECKING:  # settings imports this package (through the registry): at run time, a cycle
+    from vehicle_ocr.settings import Settings
 
 __all__ = [
     "ApizeroVehicleLicenseRecognizer",
