@@ -10,6 +10,11 @@ LOCAL_STAMP := $(VENV)/.installed-local
 # modules that share one emulated stack across their tests keep it to themselves. The longest modules go
 # first (tests/conftest.py, LONG_MODULES), in the order collected. PYTEST_WORKERS=0: serial.
 PYTEST_WORKERS ?= auto
+# The virtualenv is installed without bytecode (--no-compile below): Python compiles each module the
+# first time it is imported and keeps it. With PYTHONDONTWRITEBYTECODE set in the shell it keeps
+# nothing, and every process compiles every module it imports, every time (the tests took 1.5 min
+# longer): make's commands write bytecode, into .venv and git-ignored __pycache__ folders.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: typecheck help install install-local lint format check-template unit integration test bench build deploy deploy-local-engine lock events openapi up demo clean
 
@@ -32,7 +37,8 @@ help:
 # The virtualenv is rebuilt when pyproject.toml changes. `.[dev]` includes `.[local]`, so the
 # full install also satisfies demo and up; the local one alone leaves the dev stamp stale.
 # --no-compile: pip would compile every module of every package (SymPy alone, which onnxruntime
-# brings, is 1,500 files): 112 s against 41 s. Python compiles what is imported, once, on first use.
+# brings, is 1,500 files): 112 s against 41 s. Python compiles what is imported, once, on first use
+# (unless PYTHONDONTWRITEBYTECODE is set: see the unexport at the top).
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
