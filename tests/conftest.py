@@ -63,10 +63,10 @@ os.environ.setdefault("VEHICLE_OCR_ENGINE_THREADS", "1")
 
 
 # The modules that take tens of seconds, longest first (measured by `pytest --durations`). The Makefile
-# runs the suite on one worker per core, each taking whole modules in collection order
+# runs the suite on parallel workers (one more than the cores), each taking whole modules in collection order
 # (--dist loadfile --no-loadscope-reorder): these start first and the short ones fill in after. By
 # default xdist takes the modules with the most tests first, and so these last: the engine's accuracy
-# module (6 tests, over a minute) then ran alone on one core while the other sat idle.
+# module (6 tests, over a minute) then ran alone at the end while the other workers sat idle.
 LONG_MODULES = (
     "integration/test_engine_accuracy.py",
     "integration/test_hostile_upstream.py",
