@@ -20,15 +20,29 @@ plates the engine returns beyond the listed ones are not counted as wrong (real 
 Besides the exact figures it reports the colour right among the plates whose number was read,
 the wrong plates returned (read but matching no plate of the truth) per 50 plate images, and
 the mean ms of the scored call per image (measured even with ``--runs 0``).
+
+``--baseline hyperlpr2`` also reads every plate image, in the same run and interleaved with the
+engine's calls, with hyperlpr2 2.0.0 (its models inside its wheel, offline) and scores its answers
+with the same scorer after the same ``normalize_plate``; printed side by side with the engine, at
+every score and at score >= ``BASELINE_MIN_SCORE``.  hyperlpr2 needs ``opencv-python`` < 5, which
+cannot live beside the project's ``opencv-python-headless`` 5, so it runs in its own virtualenv
+(``scripts/hyperlpr2_worker.py``, pinned there), created on first use under
+``~/.cache/vehicle-ocr/hyperlpr2-<hash of the pins>`` (pip needs a package index once).  Its ms
+are measured inside its process, per image, against the same raw rapidocr calls as the engine's.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
+import hashlib
 import json
+import os
 import resource
+import shutil
 import statistics
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -38,10 +52,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-for _path in (ROOT / "layers" / "common", ROOT / "src"):
+for _path in (ROOT, ROOT / "layers" / "common", ROOT / "src"):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
+from scripts.hyperlpr2_worker import REQUIREMENTS as HYPERLPR2_REQUIREMENTS  # noqa: E402
 from vehicle_ocr.errors import RecognitionError  # noqa: E402
 from vehicle_ocr.normalize.plates import canonical_plate_number, normalize_color, normalize_plate  # noqa: E402
 from vehicle_ocr.normalize.vehicle_license import normalize_vehicle_license  # noqa: E402
@@ -104,11 +119,15 @@ class Report:
     unreadable_plates: int = 0
     plate_colors_of_read: Tally = field(default_factory=Tally)
     scored_ms: list[float] = field(default_factory=list)
+    plate_scored_ms: list[float] = field(default_factory=list)
     field_misses: Counter = field(default_factory=Counter)
     color_confusions: Counter = field(default_factory=Counter)
     misses: list[dict[str, Any]] = field(default_factory=list)
     timing: dict[str, Any] = field(default_factory=dict)
     peak_rss_mb: float = 0.0
+    # --baseline: one Report per way of reading its answers (every score, score >= the threshold).
+    baselines: dict[str, Report] = field(default_factory=dict)
+    baseline_error: str | None = None
 
     @property
     def wrong_per_50_returned(self) -> float | None:
@@ -153,6 +172,25 @@ class Report:
             "timing": self.timing,
             "peak_rss_mb": self.peak_rss_mb,
             "misses": self.misses,
+            **(
+                {"baselines": {label: r.side_figures() for label, r in self.baselines.items()}}
+                if self.baselines
+                else {}
+            ),
+            **({"baseline_error": self.baseline_error} if self.baseline_error else {}),
+        }
+
+    def side_figures(self) -> dict[str, Any]:
+        """The figures the side-by-side table compares."""
+        return {
+            "plates": self.plate_numbers.total,
+            "plate_numbers_exact": self.plate_numbers.right,
+            "plate_numbers_pct": self.plate_numbers.pct,
+            "returned_plates": self.returned_plates,
+            "wrong_plates": self.wrong_plates,
+            "wrong_plates_per_50_returned": self.wrong_per_50_returned,
+            "scored_ms_per_image": round(statistics.fmean(self.scored_ms), 1) if self.scored_ms else None,
+            "timing": self.timing,
         }
 
 
@@ -228,12 +266,14 @@ def evaluate(
     runs: int = 3,
     log: Callable[[str], None] | None = None,
     kinds: tuple[str, ...] = ("plate", "vehicle_license"),
+    baseline: BaselineWorker | None = None,
 ) -> Report:
     """Run the engine over every labelled sample; ``runs`` > 0 also times engine vs raw rapidocr.
 
     The scored call is the first timed run of each image (after one warm-up call of each kind),
     so ``runs=1`` costs one engine call and one raw rapidocr call per image; ``runs=0`` still
-    warms up and times the scored call, without the raw rapidocr comparison.
+    warms up and times the scored call, without the raw rapidocr comparison.  A ``baseline``
+    reads each plate image right after the engine and raw rapidocr did (``max(runs, 1)`` calls).
     """
     from vehicle_ocr_local.engine import LocalPlateRecognizer, LocalVehicleLicenseRecognizer, raw_ocr
 
@@ -249,6 +289,10 @@ def evaluate(
         images.append((name, path.read_bytes(), str(entry["kind"]), entry))
     # Model loading is not per-image cost: warm up even with runs=0, so the scored ms mean something.
     _warm_up(images, recognizers, raw_ocr)
+    scorer = BaselineScorer(baseline.name) if baseline is not None else None
+    if baseline is not None:
+        first_plate = next((name for name, _image, kind, _entry in images if kind == "plate"), None)
+        report.baseline_error = baseline.warm_up(samples / first_plate) if first_plate else None
     timings = Timings()
     for name, image, kind, entry in images:
         report.images += 1
@@ -269,9 +313,18 @@ def evaluate(
             continue
         if kind == "plate":
             report.plate_images += 1
+            report.plate_scored_ms.append(scored_ms)
             score_plates(
                 report, name, list(entry.get("plates") or []), payload or [], int(entry.get("unreadable") or 0)
             )
+            if baseline is not None and scorer is not None and report.baseline_error is None:
+                raw_ms = timings.per_kind["plate"]["raw"][-1] if runs > 0 else None
+                try:
+                    answer = baseline.recognise(samples / name, max(runs, 1))
+                except BaselineUnavailable as exc:
+                    report.baseline_error = str(exc)
+                else:
+                    scorer.add(name, entry, answer, raw_ms)
         else:
             report.license_images += 1
             score_license(report, name, dict(entry.get("fields") or {}), payload or {})
@@ -279,6 +332,8 @@ def evaluate(
             log(f"  {name}: {error}")
     if runs > 0 and images:
         report.timing = timings.summary(runs)
+    if scorer is not None and report.baseline_error is None:
+        report.baselines = scorer.reports(runs)
     report.peak_rss_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     return report
 
@@ -343,6 +398,201 @@ class Timings:
         return result
 
 
+# --baseline: another offline recogniser, in its own virtualenv and process.
+BASELINES = ("hyperlpr2",)
+BASELINE_MIN_SCORE = 0.8
+BASELINE_INSTALL_TIMEOUT_S = 900
+BASELINE_WORKER = ROOT / "scripts" / "hyperlpr2_worker.py"
+
+
+class BaselineUnavailable(Exception):
+    """The baseline cannot run here; the message is one line saying why."""
+
+
+def baseline_venv(requirements: tuple[str, ...] = HYPERLPR2_REQUIREMENTS) -> Path:
+    """Where hyperlpr2's virtualenv lives: shared by every clone, one per set of pins."""
+    digest = hashlib.sha256("\n".join(requirements).encode()).hexdigest()[:16]
+    cache = os.environ.get("XDG_CACHE_HOME") or (str(Path.home() / ".cache") if os.environ.get("HOME") else "")
+    base = Path(cache) if cache else ROOT / ".cache"  # no HOME (some CI users): the repository's own
+    return base / "vehicle-ocr" / f"hyperlpr2-{digest}"
+
+
+def _venv_ready(venv: Path, requirements: tuple[str, ...]) -> bool:
+    python = venv / "bin" / "python"
+    stamp = venv / ".requirements"
+    if not python.exists() or not stamp.is_file() or stamp.read_text(encoding="utf-8") != "\n".join(requirements):
+        return False
+    # Kept across upgrades of the machine: its interpreter must still run.
+    check = subprocess.run([str(python), "-c", ""], capture_output=True, check=False)  # noqa: S603 - our venv
+    return check.returncode == 0
+
+
+def ensure_baseline_venv(requirements: tuple[str, ...] = HYPERLPR2_REQUIREMENTS, venv: Path | None = None) -> Path:
+    """hyperlpr2's interpreter, installing its virtualenv first if it is not there (one installer at a time)."""
+    venv = venv or baseline_venv(requirements)
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{venv}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two runs (or clones) may install at once
+        if _venv_ready(venv, requirements):
+            return venv / "bin" / "python"
+        print(f"installing {', '.join(requirements)} into {venv} (one time)", file=sys.stderr)
+        shutil.rmtree(venv, ignore_errors=True)
+        log = Path(f"{venv}.install.log")
+        with log.open("w", encoding="utf-8") as out:
+            steps = (
+                [sys.executable, "-m", "venv", str(venv)],
+                [str(venv / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check", *requirements],
+            )
+            for step in steps:
+                try:
+                    done = subprocess.run(  # noqa: S603 - fixed commands, pinned requirements
+                        step, stdout=out, stderr=subprocess.STDOUT, timeout=BASELINE_INSTALL_TIMEOUT_S, check=False
+                    )
+                    failed = done.returncode != 0
+                except subprocess.TimeoutExpired:
+                    failed = True
+                    print(f"timed out after {BASELINE_INSTALL_TIMEOUT_S} s", file=out)
+                if failed:
+                    out.flush()
+                    lines = [line.strip() for line in log.read_text(encoding="utf-8").splitlines() if line.strip()]
+                    why = next(
+                        (line for line in reversed(lines) if line.startswith("ERROR")), lines[-1] if lines else ""
+                    )
+                    shutil.rmtree(venv, ignore_errors=True)
+                    raise BaselineUnavailable(
+                        f"hyperlpr2's virtualenv could not be installed ({why or 'no output'}; "
+                        f"no network or no package index?); log: {log}"
+                    )
+        (venv / ".requirements").write_text("\n".join(requirements), encoding="utf-8")
+    return venv / "bin" / "python"
+
+
+def parse_baseline_answer(line: str) -> dict[str, Any]:
+    """One line of the worker: ``{"path", "plates": [{"number", "score", ...}], "ms"}`` or ``{"path", "error"}``."""
+    try:
+        answer = json.loads(line)
+    except ValueError:
+        raise BaselineUnavailable(
+            f"the baseline's worker answered something that is not JSON: {line[:200]!r}"
+        ) from None
+    if not isinstance(answer, dict) or not (
+        isinstance(answer.get("error"), str) or isinstance(answer.get("plates"), list)
+    ):
+        raise BaselineUnavailable(f"the baseline's worker answered neither plates nor an error: {line[:200]!r}")
+    return answer
+
+
+def baseline_payload(answer: Mapping[str, Any], min_score: float = 0.0) -> list[Mapping[str, Any]]:
+    """The worker's plates as an upstream payload for ``normalize_plate``; hyperlpr2 reports no colour."""
+    return [
+        {"number": plate.get("number"), "confidence": plate.get("score")}
+        for plate in answer.get("plates") or []
+        if isinstance(plate, Mapping) and float(plate.get("score") or 0.0) >= min_score
+    ]
+
+
+class BaselineWorker:
+    """hyperlpr2's worker process, asked one image path at a time (so its calls interleave with the engine's)."""
+
+    name = "hyperlpr2 2.0.0"
+
+    def __init__(self, python: Path, worker: Path = BASELINE_WORKER) -> None:
+        self._python, self._worker = python, worker
+        self._process: subprocess.Popen[str] | None = None
+        self._runs = 0
+
+    def _start(self, runs: int) -> subprocess.Popen[str]:
+        if self._process is None or self._runs != runs:
+            self.close()
+            self._process = subprocess.Popen(  # noqa: S603 - the baseline's venv, our worker
+                [str(self._python), str(self._worker), "--runs", str(runs)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+                encoding="utf-8",
+            )
+            self._runs = runs
+        return self._process
+
+    def recognise(self, path: Path, runs: int = 1) -> dict[str, Any]:
+        process = self._start(runs)
+        if process.stdin is None or process.stdout is None:  # for the type checker: both are pipes
+            raise BaselineUnavailable("the baseline's worker has no pipes")
+        try:
+            process.stdin.write(f"{path}\n")
+            process.stdin.flush()
+        except BrokenPipeError:
+            raise BaselineUnavailable(f"the baseline's worker exited (code {process.poll()})") from None
+        line = process.stdout.readline()
+        if not line:
+            raise BaselineUnavailable(f"the baseline's worker exited (code {process.wait()})")
+        return parse_baseline_answer(line)
+
+    def warm_up(self, path: Path) -> str | None:
+        """Load its models (not per-image cost); the reason it cannot run, if it cannot."""
+        try:
+            self.recognise(path)
+        except BaselineUnavailable as exc:
+            return str(exc)
+        return None
+
+    def close(self) -> None:
+        if self._process is not None:
+            if self._process.stdin:
+                self._process.stdin.close()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+            self._process = None
+
+
+@dataclass
+class BaselineScorer:
+    """The baseline's answers scored as the engine's are: at every score, and at score >= BASELINE_MIN_SCORE."""
+
+    name: str
+    min_score: float = BASELINE_MIN_SCORE
+    all_scores: Report = field(default_factory=lambda: Report(samples=""))
+    sure: Report = field(default_factory=lambda: Report(samples=""))
+    ms: list[float] = field(default_factory=list)
+    raw_ms: list[float] = field(default_factory=list)
+
+    def add(self, name: str, entry: Mapping[str, Any], answer: Mapping[str, Any], raw_ms: float | None) -> None:
+        truth, unreadable = list(entry.get("plates") or []), int(entry.get("unreadable") or 0)
+        for report, min_score in ((self.all_scores, 0.0), (self.sure, self.min_score)):
+            report.images += 1
+            report.plate_images += 1
+            score_plates(report, name, truth, baseline_payload(answer, min_score), unreadable)
+        if answer.get("error"):
+            for report in (self.all_scores, self.sure):
+                report.misses.append({"image": name, "baseline_error": answer["error"]})
+            return
+        ms = float(answer.get("ms") or 0.0)
+        for report in (self.all_scores, self.sure):
+            report.scored_ms.append(ms)
+        if raw_ms is not None:
+            self.ms.append(ms)
+            self.raw_ms.append(raw_ms)
+
+    def reports(self, runs: int) -> dict[str, Report]:
+        if self.ms:
+            mean, raw_mean = statistics.fmean(self.ms), statistics.fmean(self.raw_ms)
+            timing = {
+                "runs": runs,
+                "plate": {
+                    "images": len(self.ms),
+                    "baseline_ms_per_image": round(mean, 1),
+                    "raw_rapidocr_ms_per_image": round(raw_mean, 1),
+                    "ratio": round(mean / raw_mean, 3) if raw_mean else None,
+                },
+            }
+            self.all_scores.timing = self.sure.timing = timing
+        return {self.name: self.all_scores, f"{self.name}, score >= {self.min_score}": self.sure}
+
+
 def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}%"
 
@@ -397,7 +647,46 @@ def print_report(report: Report, verbose: bool = False) -> None:
     if verbose:
         for miss in report.misses:
             print("  miss:", json.dumps(miss, ensure_ascii=False))
+    if report.baselines:
+        print_side_by_side(report)
     print("targets met" if summary["targets_met"] else "TARGETS NOT MET")
+
+
+def print_side_by_side(report: Report) -> None:
+    """The engine and each baseline on the same plate images, one column each."""
+
+    def ratio(r: Report) -> str:
+        plate = r.timing.get("plate") if isinstance(r.timing, dict) else None
+        return f"x{plate['ratio']}" if isinstance(plate, dict) and plate.get("ratio") is not None else "n/a"
+
+    def ms(r: Report) -> str:
+        plate_ms = r.plate_scored_ms if r is report else r.scored_ms
+        return f"{statistics.fmean(plate_ms):.1f}" if plate_ms else "n/a"
+
+    columns = [("engine", report), *report.baselines.items()]
+    rows = [
+        (
+            "plates exact",
+            [f"{r.plate_numbers.right}/{r.plate_numbers.total} ({_pct(r.plate_numbers.pct)})" for _, r in columns],
+        ),
+        (
+            "colour right, of plates read",
+            [f"{report.plate_colors_of_read.right}/{report.plate_colors_of_read.total}"]
+            + ["- (no colour)"] * len(report.baselines),
+        ),
+        (
+            "wrong plates per 50 returned",
+            [f"{r.wrong_per_50_returned} ({r.wrong_plates} of {r.returned_plates})" for _, r in columns],
+        ),
+        ("ms/image (scored call)", [ms(r) for _, r in columns]),
+        ("ms/image vs raw rapidocr", [ratio(r) for _, r in columns]),
+    ]
+    print(f"side by side on the same {report.plate_images} plate images, this run:")
+    widths = [max(len(label), *(len(row[1][i]) for row in rows)) for i, (label, _r) in enumerate(columns)]
+    head = max(len(name) for name, _values in rows)
+    print("  " + " " * head + "  " + "  ".join(label.ljust(w) for (label, _r), w in zip(columns, widths, strict=True)))
+    for name, values in rows:
+        print("  " + name.ljust(head) + "  " + "  ".join(v.ljust(w) for v, w in zip(values, widths, strict=True)))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -409,15 +698,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--kind", choices=("plate", "vehicle_license"), action="append", help="only these kinds (default: both)"
     )
+    parser.add_argument(
+        "--baseline",
+        choices=BASELINES,
+        help="also read the plate images with this offline recogniser, side by side "
+        "(its own virtualenv under ~/.cache/vehicle-ocr, installed on first use)",
+    )
     args = parser.parse_args(argv)
     if not (args.samples / "ground_truth.json").is_file():
         print(f"no ground truth: {args.samples / 'ground_truth.json'}", file=sys.stderr)
         return 2
     kinds = tuple(args.kind) if args.kind else ("plate", "vehicle_license")
-    report = evaluate(args.samples, runs=args.runs, log=print, kinds=kinds)
+    baseline, baseline_error = None, None
+    if args.baseline:
+        try:
+            baseline = BaselineWorker(ensure_baseline_venv())
+        except (BaselineUnavailable, OSError) as exc:
+            baseline_error = str(exc)
+            print(f"--baseline {args.baseline}: {baseline_error}", file=sys.stderr)
+    try:
+        report = evaluate(args.samples, runs=args.runs, log=print, kinds=kinds, baseline=baseline)
+    finally:
+        if baseline is not None:
+            baseline.close()
+    report.baseline_error = report.baseline_error or baseline_error
+    if report.baseline_error and not baseline_error:
+        print(f"--baseline {args.baseline}: {report.baseline_error}", file=sys.stderr)
     print_report(report, verbose=args.verbose)
     if args.json:
         args.json.write_text(json.dumps(report.summary(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    if report.baseline_error:
+        return 2  # the comparison asked for did not happen
     return 0 if report.summary()["targets_met"] else 1
 
 
