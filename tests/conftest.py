@@ -62,7 +62,7 @@ botocore.session.create_loader = _shared_botocore_loader
 os.environ.setdefault("VEHICLE_OCR_ENGINE_THREADS", "1")
 
 
-# The modules that take tens of seconds, longest first (measured by `pytest --durations`). The Makefile
+# The modules that take more than a few seconds, longest first (measured by `pytest --junitxml`). The Makefile
 # runs the suite on parallel workers (one more than the cores), each taking whole modules in collection order
 # (--dist loadfile --no-loadscope-reorder): these start first and the short ones fill in after. By
 # default xdist takes the modules with the most tests first, and so these last: the engine's accuracy
@@ -70,18 +70,23 @@ os.environ.setdefault("VEHICLE_OCR_ENGINE_THREADS", "1")
 LONG_MODULES = (
     "integration/test_engine_accuracy.py",
     "integration/test_hostile_upstream.py",
-    "integration/test_local_stack.py",
+    "integration/test_fault_injection.py",
     "integration/test_erase_races.py",
     "integration/test_recognize_failures.py",
-    "integration/test_fault_injection.py",
-    "integration/test_cli.py",
-    "integration/test_console.py",
-    "integration/test_erase_cli.py",
     "integration/test_erase.py",
-    "integration/test_cli_invoke.py",
-    "unit/test_engine.py",
+    "integration/test_erase_cli.py",
+    "integration/test_sam_build.py",
     "integration/test_local_burst.py",
+    "integration/test_local_stack.py",
+    "integration/test_console.py",
     "integration/test_cli_recognize.py",
+    "unit/test_engine.py",
+    "integration/test_cli.py",
+    "integration/test_cli_invoke.py",
+    "integration/test_console_browser.py",
+    "integration/test_redrive.py",
+    "integration/test_local_unmatched_uploads.py",
+    "integration/test_up_chain.py",
     "integration/test_up_ports.py",
 )
 
