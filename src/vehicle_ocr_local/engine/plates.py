@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from vehicle_ocr.normalize.plates import PROVINCES, canonical_plate_number, is_valid_plate
+from vehicle_ocr.normalize.plates import PROVINCES, PlateKind, canonical_plate_number, is_valid_plate, plate_kind
 from vehicle_ocr.normalize.values import to_half_width
 from vehicle_ocr.providers.base import ProviderAnswer
 from vehicle_ocr_local.engine.colors import cast_gains, plate_color
@@ -90,8 +90,8 @@ _PLATE_TEXT = re.compile(
         )
     )
 )
-_MILITARY = re.compile(r"[A-Z]{2}[0-9]{5}")
-# Plate colours only civil (GA 36) plates are printed in.
+# Plate colours only civil (GA 36) plates are printed in; military and armed-police plates are white.
+_WHITE_ONLY_KINDS = frozenset({PlateKind.MILITARY, PlateKind.ARMED_POLICE})
 _CIVIL_COLORS = frozenset({"blue", "yellow", "green", "yellow_green"})
 _TWO_ROW_TOP = re.compile(rf"(?:{_P}|WJ{_P}?)[A-Z0-9]?")
 _TWO_ROW_BOTTOM = re.compile(rf"[0-9A-Z]{{4,6}}[{_SUFFIXES}]?")
@@ -364,7 +364,7 @@ def _decide(rgb: np.ndarray, lines: Sequence[OcrLine], candidate: _Candidate, ga
                 readings.append(two)
     best = max(readings, key=lambda r: r.confidence, default=None)
     line_number = candidate.number if candidate.certain and is_valid_plate(candidate.number) else None
-    if line_number is not None and color in _CIVIL_COLORS and _MILITARY.fullmatch(line_number):
+    if line_number is not None and color in _CIVIL_COLORS and plate_kind(line_number) in _WHITE_ONLY_KINDS:
         # Military plates are white: on a blue, yellow or green plate, two letters and five digits are
         # a province lost and its neighbour ("沪A·78730" read "FA·78730"), not a military number.
         line_number = None
