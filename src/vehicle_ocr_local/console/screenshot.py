@@ -1,4 +1,4 @@
-"""A picture of the console's main page (`make demo` writes docs/console.png), taken by headless Chromium.
+"""A picture of the console's main page (`make demo` writes build/console.png), taken by headless Chromium.
 
 Debian's ``chromium`` takes it from the command line (``--screenshot``): no driver, nothing downloaded.
 Where chromium is not installed there is no picture, and the caller says so.
