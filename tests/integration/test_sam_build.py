@@ -8,7 +8,11 @@ import os
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
+import aws_lambda_powertools
+import botocore
+import botocore.session
 import pytest
 
 from tests.conftest import ROOT
@@ -112,6 +116,16 @@ def test_sam_build_packages_handler_and_layer(tmp_path):
     s3 = json.loads(gzip.decompress(s3_model.read_bytes()))
     assert not [name for name, shape in s3["shapes"].items() if "documentation" in shape]
     assert not [name for name, operation in s3["operations"].items() if "documentation" in operation]
+    # And they keep the operations aws-operations.txt lists, and only those: each operation the code
+    # calls (ours, and the Powertools utilities it uses) is there, or a client would have no method for it
+    kept_operations = {
+        (model.parts[-3], operation)
+        for model in (layer / "botocore" / "data").glob("*/*/service-2.json.gz")
+        for operation in json.loads(gzip.decompress(model.read_bytes()))["operations"]
+    }
+    assert kept_operations == _listed_operations()
+    missing = _operations_called() - kept_operations
+    assert not missing, f"called but not in layers/common/aws-operations.txt: {sorted(missing)}"
     shutil.rmtree(build_dir)
 
 
@@ -159,6 +173,40 @@ def _services_used() -> set[str]:
     if "parameters.get_parameter" in code:
         services.add("ssm")
     return services
+
+
+def _listed_operations() -> set[tuple[str, str]]:
+    listed = set()
+    for line in (LAYER / "aws-operations.txt").read_text(encoding="utf-8").splitlines():
+        if words := line.split("#", 1)[0].split():
+            listed.update((words[0], operation) for operation in words[1:])
+    return listed
+
+
+def _operations_called() -> set[tuple[str, str]]:
+    """(service, operation) of every client method the deployed code may call, found in its text.
+
+    Read from our code and from the Powertools utilities it imports (their whole package: the
+    parameters utility calls SSM for us). A name is taken as a call of every kept service that has
+    an operation of that name, so the set can only be too large, never miss a call.
+    """
+    powertools = Path(aws_lambda_powertools.__file__).parent / "utilities"
+    ours = [path for folder in (LAYER / "vehicle_ocr", ROOT / "functions") for path in folder.rglob("*.py")]
+    utilities = set(re.findall(r"aws_lambda_powertools\.utilities\.?(?: import )?(\w+)", _read(ours)))
+    code = _read(ours) + _read([path for name in utilities for path in (powertools / name).rglob("*.py")])
+    names = set(re.findall(r"\.([a-z][a-z0-9_]*)\(", code))
+    names |= set(re.findall(r"""get_(?:paginator|waiter)\(\s*["']([a-z0-9_]+)""", code))
+    session = botocore.session.get_session()
+    return {
+        (service, operation)
+        for service in _services_used()
+        for operation in session.get_service_model(service).operation_names
+        if botocore.xform_name(operation) in names
+    }
+
+
+def _read(paths) -> str:
+    return "\n".join(path.read_text(encoding="utf-8") for path in paths)
 
 
 def _python312() -> str:
