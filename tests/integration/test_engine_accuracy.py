@@ -14,7 +14,7 @@ import pytest
 
 pytest.importorskip("rapidocr", reason="the offline engine's extra (rapidocr) is not installed")
 
-from scripts.evaluate_engine import TARGETS, evaluate
+from scripts.evaluate_engine import SYNTHETIC_TARGETS, evaluate
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 
@@ -43,26 +43,26 @@ def test_every_labelled_sample_was_read(report):
 def test_plate_numbers_are_exact(report):
     if not report.plate_numbers.total:
         pytest.skip("the samples have no plate photos")
-    assert report.plate_numbers.pct >= TARGETS["plate_numbers_pct"], _misses(report, "plate")
+    assert report.plate_numbers.pct >= SYNTHETIC_TARGETS["plate_numbers_pct"], _misses(report, "plate")
 
 
 def test_plate_colours_are_right(report):
     if not report.plate_colors.total:
         pytest.skip("the samples have no plate photos")
-    assert report.plate_colors.pct >= TARGETS["plate_colors_pct"], _misses(report, "plate")
+    assert report.plate_colors.pct >= SYNTHETIC_TARGETS["plate_colors_pct"], _misses(report, "plate")
 
 
 def test_a_wrong_plate_is_rarer_than_one_in_fifty_returned(report):
     # A wrong plate is worse than none: the engine leaves out a plate it is unsure of
     if not report.returned_plates:
         pytest.skip("the engine returned no plate")
-    assert report.wrong_per_50_returned <= 1.0, _misses(report, "plate")
+    assert report.wrong_per_50_returned <= SYNTHETIC_TARGETS["wrong_plates_per_50_returned"], _misses(report, "plate")
 
 
 def test_licence_fields_are_exact(report):
     if not report.license_fields.total:
         pytest.skip("the samples have no vehicle-licence photos")
-    assert report.license_fields.pct >= TARGETS["license_fields_pct"], (
+    assert report.license_fields.pct >= SYNTHETIC_TARGETS["license_fields_pct"], (
         f"misses per field: {dict(report.field_misses)}\n" + _misses(report, "licence")
     )
 
