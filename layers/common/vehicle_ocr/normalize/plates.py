@@ -123,27 +123,29 @@ _S = "[A-HJ-NP-Z0-9]"  # serial character: digits and letters but I and O
 _NE = "[A-HJK]"  # new-energy marker: D/F in GA 36-2018, later extended to D/A/B/C/E (electric), F/G/H/J/K
 _LETTER = "[A-HJ-NP-Z]"
 
-# Kind -> layouts that make a number valid.  Anchored with fullmatch.
-_VALID_LAYOUTS: dict[PlateKind, tuple[re.Pattern[str], ...]] = {
-    PlateKind.REGULAR: (re.compile(f"{_P}{_AUTH}{_S}{{5}}"),),
-    PlateKind.NEW_ENERGY_SMALL: (re.compile(f"{_P}{_AUTH}{_NE}{_S}[0-9]{{4}}"),),
-    PlateKind.NEW_ENERGY_LARGE: (re.compile(f"{_P}{_AUTH}[0-9]{{5}}{_NE}"),),
-    PlateKind.COACH: (re.compile(f"{_P}{_AUTH}{_S}{{4}}学"),),
-    PlateKind.TRAILER: (re.compile(f"{_P}{_AUTH}{_S}{{4}}挂"),),
-    PlateKind.POLICE: (re.compile(f"{_P}{_AUTH}{_S}{{4}}警"),),
-    PlateKind.HONG_KONG: (re.compile(f"粤Z{_S}{{4}}港"),),
-    PlateKind.MACAU: (re.compile(f"粤Z{_S}{{4}}澳"),),
-    PlateKind.CONSULATE: (re.compile(f"{_P}{_AUTH}[0-9]{{4}}领"),),
-    PlateKind.EMBASSY: (re.compile("使[0-9]{6}"),),
+# Kind -> layouts that make a number valid, matched whole (fullmatch). Pattern strings, compiled by
+# re's own cache when first matched: compiling a class of 31 Chinese characters takes 0.75 ms, and a
+# cold start compiled eleven of them, where most containers only ever meet the first layouts.
+_VALID_LAYOUTS: dict[PlateKind, tuple[str, ...]] = {
+    PlateKind.REGULAR: (f"{_P}{_AUTH}{_S}{{5}}",),
+    PlateKind.NEW_ENERGY_SMALL: (f"{_P}{_AUTH}{_NE}{_S}[0-9]{{4}}",),
+    PlateKind.NEW_ENERGY_LARGE: (f"{_P}{_AUTH}[0-9]{{5}}{_NE}",),
+    PlateKind.COACH: (f"{_P}{_AUTH}{_S}{{4}}学",),
+    PlateKind.TRAILER: (f"{_P}{_AUTH}{_S}{{4}}挂",),
+    PlateKind.POLICE: (f"{_P}{_AUTH}{_S}{{4}}警",),
+    PlateKind.HONG_KONG: (f"粤Z{_S}{{4}}港",),
+    PlateKind.MACAU: (f"粤Z{_S}{{4}}澳",),
+    PlateKind.CONSULATE: (f"{_P}{_AUTH}[0-9]{{4}}领",),
+    PlateKind.EMBASSY: ("使[0-9]{6}",),
     # 2012 military plates: red two-letter unit code, then five digits ("VA12345").
-    PlateKind.MILITARY: (re.compile(f"{_LETTER}{{2}}[0-9]{{5}}"),),
+    PlateKind.MILITARY: (f"{_LETTER}{{2}}[0-9]{{5}}",),
     # Armed police: 2012 layout WJ + province + 5 ("WJ京12345"), older WJ + unit no. ("WJ01警1234").
     PlateKind.ARMED_POLICE: (
-        re.compile(f"WJ{_P}{_S}{{5}}"),
-        re.compile("WJ[0-9]{2}[警0-9][0-9]{4}"),
+        f"WJ{_P}{_S}{{5}}",
+        "WJ[0-9]{2}[警0-9][0-9]{4}",
     ),
     # GA 36 plates without a kind of their own: 试 (test vehicles), 超 (oversize trial).
-    PlateKind.OTHER: (re.compile(f"{_P}{_AUTH}{_S}{{4}}[试超]"),),
+    PlateKind.OTHER: (f"{_P}{_AUTH}{_S}{{4}}[试超]",),
 }
 
 _SUFFIX_KINDS: dict[str, PlateKind] = {
@@ -157,8 +159,8 @@ _SUFFIX_KINDS: dict[str, PlateKind] = {
     "试": PlateKind.OTHER,
     "超": PlateKind.OTHER,
 }
-_SMALL_NE_SHAPE = re.compile(f"{_P}.{_NE}.[0-9]{{4}}")
-_LARGE_NE_SHAPE = re.compile(f"{_P}.[0-9]{{5}}{_NE}")
+_SMALL_NE_SHAPE = f"{_P}.{_NE}.[0-9]{{4}}"  # strings too: compiled when first matched
+_LARGE_NE_SHAPE = f"{_P}.[0-9]{{5}}{_NE}"
 _MILITARY_SHAPE = re.compile("[A-Z]{2}[0-9]{5}")
 
 
@@ -238,9 +240,9 @@ def _kind_by_shape(number: str) -> PlateKind | None:
     if number[0] in PROVINCES:
         if len(number) == 7:
             return PlateKind.REGULAR
-        if _SMALL_NE_SHAPE.fullmatch(number):
+        if re.fullmatch(_SMALL_NE_SHAPE, number):
             return PlateKind.NEW_ENERGY_SMALL
-        if _LARGE_NE_SHAPE.fullmatch(number):
+        if re.fullmatch(_LARGE_NE_SHAPE, number):
             return PlateKind.NEW_ENERGY_LARGE
         return None
     if _MILITARY_SHAPE.fullmatch(number):
@@ -265,7 +267,7 @@ def plate_kind(number: Any, color: Any = None) -> PlateKind:
 def is_valid_plate(number: Any) -> bool:
     """True when the whole canonical number matches one published layout."""
     canonical = canonical_plate_number(number)
-    return any(layout.fullmatch(canonical) for layouts in _VALID_LAYOUTS.values() for layout in layouts)
+    return any(re.fullmatch(layout, canonical) for layouts in _VALID_LAYOUTS.values() for layout in layouts)
 
 
 def _confidence(raw: Mapping[str, Any]) -> float | None:
