@@ -45,6 +45,8 @@ _POLL_S = 0.5
 
 @dataclass(frozen=True)
 class PaidAnswer:
+    """An upstream answer, and whether it was reused from the paid-answer store instead of paid for."""
+
     answer: ProviderAnswer
     reused: bool
     answered_at: str

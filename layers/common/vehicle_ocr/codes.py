@@ -26,6 +26,8 @@ class Action(StrEnum):
 
 @dataclass(frozen=True)
 class CodeInfo:
+    """One row of the code table: what a provider's code means and what the operator does about it."""
+
     provider: str  # "tianapi", "apizero" or "pipeline"
     code: str
     message: str

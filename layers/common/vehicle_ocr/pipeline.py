@@ -39,6 +39,8 @@ RAW_BUDGET_BYTES = 32_768
 
 @dataclass(frozen=True)
 class Outcome:
+    """What handling one upload came to: its record, status and what it cost."""
+
     record_id: str
     key: str
     status: str | None  # SUCCEEDED / FAILED, or None when nothing was done

@@ -27,6 +27,8 @@ class InvalidCursor(ValueError):
 
 @dataclass(frozen=True)
 class Page:
+    """One page of records, and the cursor for the next (None: the last page)."""
+
     items: list[dict[str, Any]]
     cursor: str | None
 

@@ -15,12 +15,16 @@ REDRIVE_MARKER = "vehicleOcrRedrive"
 
 @dataclass(frozen=True)
 class MalformedRecord:
+    """An event record we could not use, and why (told by its structure, never its values)."""
+
     record: Any  # the raw event record (or the whole event), for the failure message
     reason: str  # what is missing, described by structure only, never by value
 
 
 @dataclass
 class ParsedEvent:
+    """What an invocation's event asks for: the uploads to handle, and what was left out."""
+
     objects: list[UploadedObject] = field(default_factory=list)
     malformed: list[MalformedRecord] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)  # event names we do not act on (deletes, test events)

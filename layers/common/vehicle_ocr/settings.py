@@ -69,6 +69,8 @@ def _provider_specs() -> tuple[Any, ...]:
 
 @dataclass(frozen=True)
 class Settings:
+    """The function's configuration, read and checked once at cold start (``from_env``)."""
+
     results_table: str
     failure_queue_url: str
     event_bus_name: str

@@ -25,6 +25,8 @@ Normalizer = Callable[["ProviderAnswer"], tuple[Any, dict[str, int] | None]]
 
 @dataclass(frozen=True)
 class KindSpec:
+    """One document kind, declared once: its prefix, record field, event, normaliser and indexes."""
+
     name: str  # "plate": the record's ``kind``
     settings_name: str  # "PLATE": PLATE_PREFIX, PLATE_PROVIDERS (and the one-provider PLATE_PROVIDER)
     default_prefix: str  # "plates/"

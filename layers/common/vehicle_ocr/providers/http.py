@@ -187,6 +187,8 @@ class _Deadline:
 # ----------------------------------------------------------------------------- transport
 @dataclass(frozen=True)
 class UpstreamLimits:
+    """How long one upstream call may take, and how large an answer it may read."""
+
     connect_timeout_s: float = 3.05
     read_timeout_s: float = 20.0
     deadline_s: float = DEFAULT_DEADLINE_S

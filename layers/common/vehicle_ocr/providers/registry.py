@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class ProviderSpec:
+    """One provider, declared once: its kind, settings, key, rate, codes and how to build it."""
+
     name: str  # "tianapi": a record's ``provider``
     kind: str  # the kind it recognises
     factory: Callable[[Settings], Recognizer]
