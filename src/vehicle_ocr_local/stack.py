@@ -170,7 +170,14 @@ def load_function(function: str, module_name: str, environment: Mapping[str, str
         raise FileNotFoundError(FUNCTIONS / function / "app.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        # A handler pauses the cyclic collector for its cold start and freezes what it made (a Lambda
+        # process lives for that one function). This process goes on, and may load it again: the
+        # collector runs here as it did before, over every object, whether the cold start worked or not.
+        gc.unfreeze()
+        gc.enable()
     apply_log_level(module, environment)
     return module
 
