@@ -49,6 +49,10 @@ TIMEOUT_RETRIES = 1
 # sometimes cut by the read timeout or the deadline instead of refused at the answer cap, then retried).
 READ_TIMEOUT_S = 3.0
 DEADLINE_S = 8.0
+# For the cases that only wait on the read timeout or the deadline (a stalled or dripping answer of a few
+# bytes): their calls end at these, so shorter ones cost the suite seconds less per call.
+QUICK_READ_TIMEOUT_S = 1.5
+QUICK_DEADLINE_S = QUICK_READ_TIMEOUT_S + 1
 # The function has 512 MB; one invocation's Python allocations stay far below, whatever the answer.
 MEMORY_BOUND_BYTES = 64 * 1024 * 1024
 OWNER, ADDRESS = "欧阳明远", "浙江省杭州市西湖区文三路一百号"
@@ -82,6 +86,7 @@ class Case:
     max_calls: int | None = None  # requests expected at most (None: 1)
     check: Any = field(default=None, compare=False)  # extra assertions on the record
     deadline_s: float = 0.0  # the function's call deadline, when not DEADLINE_S
+    read_timeout_s: float = 0.0  # the function's read timeout, when not READ_TIMEOUT_S
 
 
 def _always(reply: Reply, times: int = 9) -> tuple[Reply, ...]:
@@ -310,19 +315,21 @@ CASES = [
     Case(
         "tianapi-slow-success-once",
         "tianapi",
-        (Reply(code=200, stall_s=READ_TIMEOUT_S + 0.5),),
+        (Reply(code=200, stall_s=QUICK_READ_TIMEOUT_S + 0.5),),
         "SUCCEEDED",
         possibly_billed=1,
         max_calls=2,
+        read_timeout_s=QUICK_READ_TIMEOUT_S,
     ),
     Case(
         "apizero-slow-success-always",
         "apizero",
-        _always(Reply(code=0, stall_s=READ_TIMEOUT_S + 0.5)),
+        _always(Reply(code=0, stall_s=QUICK_READ_TIMEOUT_S + 0.5)),
         "FAILED",
         "UPSTREAM_TIMEOUT",
         possibly_billed=2,
         max_calls=2,
+        read_timeout_s=QUICK_READ_TIMEOUT_S,
     ),
     Case(
         "tianapi-drip-feed",
@@ -333,7 +340,8 @@ CASES = [
         possibly_billed=2,
         max_calls=2,
         # Only the deadline ends an answer that never stops arriving: a shorter one, past the read timeout
-        deadline_s=READ_TIMEOUT_S + 1,
+        deadline_s=QUICK_DEADLINE_S,
+        read_timeout_s=QUICK_READ_TIMEOUT_S,
     ),
     Case(
         "apizero-dropped-after-request-once",
@@ -426,7 +434,8 @@ def hostile_upstream() -> Any:
 
 @pytest.fixture(scope="module")
 def hostile_apps(hostile_stack: Stack, hostile_upstream: FakeUpstream) -> Any:
-    """``hostile_apps(deadline_s)``: the handler with that call deadline (DEADLINE_S: 0), loaded once each."""
+    """``hostile_apps(deadline_s, read_timeout_s)``: the handler with that call deadline and read timeout
+    (0: DEADLINE_S, READ_TIMEOUT_S), loaded once for each pair."""
     register_secret(OWNER, "owner planted by the hostile suite")
     register_secret(ADDRESS, "address planted by the hostile suite")
     env = recognize_environment(
@@ -436,15 +445,18 @@ def hostile_apps(hostile_stack: Stack, hostile_upstream: FakeUpstream) -> Any:
         UPSTREAM_CALL_DEADLINE=str(DEADLINE_S),
         UPSTREAM_TIMEOUT_RETRIES=str(TIMEOUT_RETRIES),
     )
-    loaded: dict[float, Any] = {}
+    loaded: dict[tuple[float, float], Any] = {}
 
-    def app_with(deadline_s: float) -> Any:
-        if deadline_s not in loaded:
-            with pytest.MonkeyPatch.context() as patch:  # the deadline is read at cold start only
+    def app_with(deadline_s: float, read_timeout_s: float) -> Any:
+        if (deadline_s, read_timeout_s) not in loaded:
+            with pytest.MonkeyPatch.context() as patch:  # both are read at cold start only
                 if deadline_s:
                     patch.setenv("UPSTREAM_CALL_DEADLINE", str(deadline_s))
-                loaded[deadline_s] = load_function_module("recognize", f"recognize_app_hostile_{len(loaded)}")
-        return loaded[deadline_s]
+                if read_timeout_s:
+                    patch.setenv("UPSTREAM_READ_TIMEOUT", str(read_timeout_s))
+                name = f"recognize_app_hostile_{len(loaded)}"
+                loaded[(deadline_s, read_timeout_s)] = load_function_module("recognize", name)
+        return loaded[(deadline_s, read_timeout_s)]
 
     with pytest.MonkeyPatch.context() as patch:
         apply_environment(patch, env)
@@ -473,7 +485,7 @@ def test_the_suite_is_hostile_enough():
 def test_odd_answer_ends_as_one_record_and_is_paid_once(
     case, hostile_stack, hostile_apps, hostile_upstream, capture_logs
 ):
-    stack, upstream, hostile_app = hostile_stack, hostile_upstream, hostile_apps(case.deadline_s)
+    stack, upstream, hostile_app = hostile_stack, hostile_upstream, hostile_apps(case.deadline_s, case.read_timeout_s)
     folder = "plates" if case.provider == "tianapi" else "vehicle-licenses"
     image = make_jpeg(seed=1000 + CASES.index(case))
     key = f"{folder}/hostile/{case.id} 照片+1.jpg"
