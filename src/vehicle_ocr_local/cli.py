@@ -34,6 +34,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from vehicle_ocr.errors import ConfigurationError
+from vehicle_ocr.kinds import all_kinds, kind_spec
 from vehicle_ocr_local import recognize_files
 from vehicle_ocr_local.cli_errors import UsageError, explain
 from vehicle_ocr_local.local_aws import local_client
@@ -41,8 +43,12 @@ from vehicle_ocr_local.stack import REPO_ROOT, LocalStack, StackConfig
 
 DEFAULT_AWS = "http://127.0.0.1:4566"
 DEFAULT_API = "http://127.0.0.1:3000"
-PREFIXES = {"plate": "plates/", "vehicle_license": "vehicle-licenses/"}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
+
+
+def kind_prefixes() -> dict[str, str]:
+    """Kind -> the key prefix the local stack routes it by (the template's defaults), for every registered kind."""
+    return {spec.name: spec.default_prefix for spec in all_kinds()}
 
 
 def package_version() -> str:
@@ -77,13 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     upload = commands.add_parser("upload", help="upload images into a running stack")
     upload.add_argument("files", nargs="+", type=Path)
-    upload.add_argument("--kind", choices=sorted(PREFIXES), required=True)
+    upload.add_argument("--kind", choices=sorted(kind_prefixes()), required=True)
     upload.add_argument("--endpoint", default=DEFAULT_AWS, help=f"the stack's AWS endpoint (default {DEFAULT_AWS})")
     upload.add_argument("--bucket", default="vehicle-ocr-images")
 
     results = commands.add_parser("results", help="list recognised records of a running stack")
     results.add_argument("--api", default=DEFAULT_API, help=f"the query API (default {DEFAULT_API})")
-    results.add_argument("--kind", choices=sorted(PREFIXES))
+    results.add_argument("--kind", choices=sorted(kind_prefixes()))
     results.add_argument("--status", choices=["SUCCEEDED", "FAILED"])
     results.add_argument("--limit", type=int, default=50, help="at most this many records, newest first (default 50)")
     results.add_argument(
@@ -205,7 +211,7 @@ def run_up(args: argparse.Namespace) -> int:
 def sample_files(samples: Path) -> list[tuple[str, Path]]:
     """(object key, file) for every image under samples/plates and samples/vehicle-licenses."""
     found = []
-    for prefix in PREFIXES.values():
+    for prefix in kind_prefixes().values():
         folder = samples / prefix.rstrip("/")
         for path in sorted(folder.glob("*")):
             if path.suffix.lower() in IMAGE_SUFFIXES:
@@ -228,7 +234,7 @@ def run_demo(args: argparse.Namespace) -> int:
     try:
         console.print(
             f"stack ready: AWS {stack.aws_endpoint}, query API {stack.api_url}; providers "
-            f"plate={stack.providers['plate']}, vehicle_license={stack.providers['vehicle_license']}"
+            + ", ".join(f"{kind}={chain}" for kind, chain in stack.providers.items())
         )
         with Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
@@ -288,13 +294,17 @@ def fetch_all(api_url: str, limit: int | None = None, **filters: str) -> list[di
 
 
 def summary(record: dict[str, Any]) -> str:
-    """Plates, or plate number and VIN, or error code and message: never owner or address."""
+    """The result as its kind sums it up (plates; plate number and VIN), or error code and message.
+
+    Never an owner or an address: a kind's summary names identifiers only."""
     if record["status"] == "FAILED":
         return f"{record['error']['code']}: {record['error']['message']}"
-    if record["kind"] == "plate":
-        return ", ".join(f"{p['number']} ({p['color']}, {p['kind']})" for p in record["plates"])
-    licence = record["vehicle_license"]
-    return f"{licence.get('plate_number') or '-'}  VIN {licence.get('vin') or '-'}"
+    try:
+        spec = kind_spec(record["kind"])
+    except ConfigurationError:  # a kind this version does not know (a newer deployment's)
+        return "-"
+    result = record.get(spec.record_field)
+    return (spec.summary(result) if result else "") or "-"
 
 
 TABLE_COLUMNS = ("object", "kind", "status", "result")
@@ -353,7 +363,7 @@ def run_upload(args: argparse.Namespace) -> int:
 
     s3 = local_client(args.endpoint, "s3")
     for path in args.files:
-        key = PREFIXES[args.kind] + path.name
+        key = kind_prefixes()[args.kind] + path.name
         s3.put_object(Bucket=args.bucket, Key=key, Body=path.read_bytes())
         print(f"uploaded s3://{args.bucket}/{key}")
     return 0

@@ -287,10 +287,12 @@ class Eraser:
 
     @staticmethod
     def _identifiers(records: Iterable[dict[str, Any]]) -> tuple[set[str], set[str]]:
-        """The plate numbers and VINs licence records name (a plate photo names no VIN)."""
+        """The plate numbers and VINs named by records of one vehicle each (licences; a street photo's plates
+        are strangers to each other)."""
+        one_vehicle = {spec.name for spec in all_kinds() if spec.one_vehicle_per_record}
         plates, vins = set(), set()
         for record in records:
-            if record.get("kind") == "vehicle_license":
+            if record.get("kind") in one_vehicle:
                 plates |= set(plate_numbers_named(record))
                 if vin := index_values(record).get("vin"):
                     vins.add(vin)

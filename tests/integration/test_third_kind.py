@@ -14,6 +14,8 @@ from tests.conftest import load_event, load_function_module, make_jpeg
 from vehicle_ocr.kinds import KindSpec, register_kind, unregister_kind
 from vehicle_ocr.providers.base import ProviderAnswer
 from vehicle_ocr.providers.registry import ProviderSpec, register_provider, unregister_provider
+from vehicle_ocr_local.cli import summary as cli_summary
+from vehicle_ocr_local.console.backend import summary as console_summary
 
 KEY = "driver-licenses/front 驾驶证.jpg"
 
@@ -48,6 +50,8 @@ def driver_licence_kind():
             detail_type="Driver License Recognized",
             normalize=_normalize,
             event_detail=lambda licence: {"licence_class": licence["class"]},
+            summary=lambda licence: f"class {licence['class']}",
+            personal_fields=("number",),  # the holder's ID number
         )
     )
     register_provider(ProviderSpec(name="dlreader", kind="driver_license", factory=lambda settings: reader))
@@ -84,6 +88,10 @@ def test_a_third_kind_registered_in_the_tests_is_recognised_end_to_end(
     assert announced["detail"]["licence_class"] == "C1"
     assert "number" not in announced["detail"]  # only what the kind chose to announce
     assert driver_licence_kind.calls == 1
+
+    # And the local tools show it as the kind declares: the CLI's line, a listing without the holder's number
+    assert cli_summary(record) == "class C1"
+    assert console_summary(record)["driver_license"] == {"class": "C1"}
 
     # And the built-in kinds still route as before
     assert app.settings.prefixes["plate"] == "plates/" and app.settings.chains["plate"] == ("tianapi",)

@@ -30,7 +30,6 @@ from vehicle_ocr_local.console.backend import ConsoleBackend, ConsoleError
 
 PREFIX = "/console"
 LOCAL_NAMES = {"localhost", "127.0.0.1", "[::1]", "::1"}
-KINDS = ("plate", "vehicle_license")
 STATUSES = ("SUCCEEDED", "FAILED")
 _IMAGE_MAGIC = (
     (b"\xff\xd8", "image/jpeg"),
@@ -146,7 +145,7 @@ class ConsoleApp:
 
     def on_results(self, request: Request) -> Response:
         args = request.args
-        kind = _choice(args.get("kind"), KINDS, "kind")
+        kind = _choice(args.get("kind"), tuple(self.backend.prefixes), "kind")
         status = _choice(args.get("status"), STATUSES, "status")
         try:
             limit = max(1, min(100, int(args.get("limit", "30"))))
@@ -189,7 +188,7 @@ class ConsoleApp:
         upload = request.files.get("file")
         if upload is None or not upload.filename:
             raise ConsoleError(400, "no file")
-        kind = _choice(request.form.get("kind"), KINDS, "kind")
+        kind = _choice(request.form.get("kind"), tuple(self.backend.prefixes), "kind")
         if kind is None:
             raise ConsoleError(400, "kind is required")
         key = self.backend.upload(kind, upload.filename, upload.read(), upload.mimetype or None)

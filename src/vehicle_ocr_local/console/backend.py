@@ -18,15 +18,15 @@ from pathlib import PurePath
 from typing import Any
 
 from vehicle_ocr.codes import Action, lookup
+from vehicle_ocr.kinds import all_kinds
 from vehicle_ocr.normalize.plates import canonical_plate_number
 from vehicle_ocr.queries import ResultsQueries
 from vehicle_ocr.storage import ResultsStore
 from vehicle_ocr.usage import Prices, UsageReport
 from vehicle_ocr_local.local_aws import local_client
 from vehicle_ocr_local.redrive import RedriveReport, redrive
+from vehicle_ocr_local.template import load_template
 
-# Personal data on a vehicle licence: shown on the record's own page only, never in a listing.
-PERSONAL_FIELDS = ("owner", "address")
 # What an operator does about a failure, by the code table's action.
 WHAT_TO_DO = {
     Action.WAIT: "Transient: it was retried with backoff. Re-run it (redrive) once the provider answers again.",
@@ -165,13 +165,13 @@ class ConsoleBackend:
 
 
 def summary(record: Mapping[str, Any]) -> dict[str, Any]:
-    """A record as a listing shows it: without the licence's owner and address, or any raw answer."""
+    """A record as a listing shows it: without what its kind's result says of a person, or any raw answer."""
     shown = {name: value for name, value in record.items() if name not in ("raw_answer",)}
-    licence = record.get("vehicle_license")
-    if isinstance(licence, dict):
-        shown["vehicle_license"] = {
-            name: value for name, value in licence.items() if name not in (*PERSONAL_FIELDS, "raw")
-        }
+    spec = next((spec for spec in all_kinds() if spec.name == record.get("kind")), None)
+    result = shown.get(spec.record_field) if spec else None
+    if spec and isinstance(result, dict):
+        left_out = (*spec.personal_fields, "raw")
+        shown[spec.record_field] = {name: value for name, value in result.items() if name not in left_out}
     return with_advice(shown)
 
 
@@ -242,10 +242,14 @@ def deployed_backend(stack_name: str) -> ConsoleBackend:
 
 
 def _prefixes(parameters: Mapping[str, str]) -> dict[str, str]:
-    return {
-        "plate": parameters.get("PlatePrefix") or "plates/",
-        "vehicle_license": parameters.get("LicensePrefix") or "vehicle-licenses/",
-    }
+    """Kind -> the deployed stack's key prefix: the template parameter its ``<KIND>_PREFIX`` variable names."""
+    variables = load_template()["Resources"]["RecognizeFunction"]["Properties"]["Environment"]["Variables"]
+    prefixes = {}
+    for spec in all_kinds():
+        reference = variables.get(f"{spec.settings_name}_PREFIX")
+        parameter = reference.get("Ref") if isinstance(reference, dict) else None
+        prefixes[spec.name] = (parameter and parameters.get(parameter)) or spec.default_prefix
+    return prefixes
 
 
 def _prices(parameters: Mapping[str, str]) -> Prices:

@@ -39,6 +39,13 @@ class KindSpec:
     # Attributes the results table indexes for this kind (its GSIs, e.g. "vin"), and their values.
     index_attributes: tuple[str, ...] = ()
     index_values: Callable[[Any], dict[str, str | None]] = field(default=lambda result: {})
+    # One line for a listing (the CLI's tables): identifiers only, never personal data.
+    summary: Callable[[Any], str] = field(default=lambda result: "")
+    # Fields of the result that name a person: kept behind the IAM-authenticated API, left out of listings.
+    personal_fields: tuple[str, ...] = ()
+    # A record names one vehicle by all its identifiers (a licence: plate number and VIN), so erasing
+    # what one of them names also erases what the others name; a street photo's plates are strangers.
+    one_vehicle_per_record: bool = False
 
 
 _KINDS: dict[str, KindSpec] = {}

@@ -29,6 +29,10 @@ def plate_numbers(plates: list[Plate]) -> list[str]:
     return [plate["number"] for plate in plates]
 
 
+def summary(plates: list[Plate]) -> str:
+    return ", ".join(f"{plate['number']} ({plate['color']}, {plate['kind']})" for plate in plates)
+
+
 PLATE = register_kind(
     KindSpec(
         name="plate",
@@ -40,5 +44,6 @@ PLATE = register_kind(
         normalize=normalize,
         event_detail=lambda plates: {"plates": plate_numbers(plates)},
         plate_numbers=plate_numbers,
+        summary=summary,
     )
 )

@@ -35,5 +35,8 @@ VEHICLE_LICENSE = register_kind(
         plate_numbers=lambda licence: [licence.get("plate_number")],
         index_attributes=("vin",),
         index_values=lambda licence: {"vin": licence.get("vin")},
+        summary=lambda licence: f"{licence.get('plate_number') or '-'}  VIN {licence.get('vin') or '-'}",
+        personal_fields=("owner", "address"),
+        one_vehicle_per_record=True,
     )
 )
