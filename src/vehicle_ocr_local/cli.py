@@ -304,7 +304,7 @@ def summary(record: dict[str, Any]) -> str:
     except ConfigurationError:  # a kind this version does not know (a newer deployment's)
         return "-"
     result = record.get(spec.record_field)
-    return (spec.summary(result) if result else "") or "-"
+    return "-" if result is None else spec.summary(result)
 
 
 TABLE_COLUMNS = ("object", "kind", "status", "result")

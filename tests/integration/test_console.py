@@ -7,11 +7,13 @@ cross-site POST), or show a licence's owner and address anywhere but the record'
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import socket
 import subprocess
 import time
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -205,11 +207,23 @@ def test_console_of_a_deployed_stack_finds_it_by_its_outputs_and_prices(running)
     aws = {"endpoint_url": running.aws_endpoint, "region_name": "us-east-1"}
     credentials = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
     queue_url = boto3.client("sqs", **aws, **credentials).get_queue_url(QueueName=local_name("FailureQueue"))
+    # and its function, deployed with a licence prefix other than this checkout's template.yaml default
+    role = boto3.client("iam", **aws, **credentials).create_role(
+        RoleName="prod-recognize", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []})
+    )
+    function = boto3.client("lambda", **aws, **credentials).create_function(
+        FunctionName="prod-recognize",
+        Runtime="python3.12",
+        Role=role["Role"]["Arn"],
+        Handler="app.lambda_handler",
+        Code={"ZipFile": _zipped_handler()},
+        Environment={"Variables": {"PLATE_PREFIX": "plates/", "LICENSE_PREFIX": "licences/"}},
+    )
     outputs = {
         "ImagesBucketName": "vehicle-ocr-images",
         "ResultsTableName": local_name("ResultsTable"),
         "FailureQueueUrl": queue_url["QueueUrl"],
-        "RecognizeFunctionArn": "arn:aws:lambda:us-east-1:123456789012:function:prod-recognize",
+        "RecognizeFunctionArn": function["FunctionArn"],
     }
     template = {
         "Parameters": {"TianapiPricePerCall": {"Type": "String", "Default": "0.05"}},
@@ -232,8 +246,17 @@ def test_console_of_a_deployed_stack_finds_it_by_its_outputs_and_prices(running)
         photo = requests.get(f"{base}/api/results/{record['id']}/photo", timeout=10)
         usage = requests.get(f"{base}/api/usage", timeout=10).json()
 
-    # Then it reads that stack: its records, their photos, and its own price per call
+    # Then it reads that stack: its records, their photos, its own price per call, and the prefixes its
+    # function routes by (an upload from the console goes where that function looks)
     assert status["where"] == "the stack prod"
+    assert status["prefixes"] == {"plate": "plates/", "vehicle_license": "licences/"}
     assert record["id"] in [item["id"] for item in listing["items"]]
     assert photo.status_code == 200 and photo.content == PHOTO.read_bytes()
     assert usage["price_per_call"]["tianapi"] == 0.04
+
+
+def _zipped_handler() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("app.py", "def lambda_handler(event, context):\n    return None\n")
+    return buffer.getvalue()

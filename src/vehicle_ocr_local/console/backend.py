@@ -205,7 +205,7 @@ def local_backend(endpoint: str) -> ConsoleBackend:
         bucket=LOCAL_BUCKET,
         results_table=local_name("ResultsTable"),
         failure_queue_url=failure_queue_url,
-        prefixes=_prefixes(parameters),
+        prefixes=_local_prefixes(parameters),
         prices=_prices(parameters),
         send_redrive=send,
         where=f"the local stack at {endpoint}",
@@ -234,22 +234,34 @@ def deployed_backend(stack_name: str) -> ConsoleBackend:
         bucket=outputs["ImagesBucketName"],
         results_table=outputs["ResultsTableName"],
         failure_queue_url=outputs["FailureQueueUrl"],
-        prefixes=_prefixes(parameters),
+        # What the deployed function routes by, whatever this checkout's template.yaml says.
+        prefixes=_prefixes_read_by(
+            lambda_client.get_function_configuration(FunctionName=outputs["RecognizeFunctionArn"])
+            .get("Environment", {})
+            .get("Variables", {})
+        ),
         prices=_prices(parameters),
         send_redrive=send,
         where=f"the stack {stack_name}",
     )
 
 
-def _prefixes(parameters: Mapping[str, str]) -> dict[str, str]:
-    """Kind -> the deployed stack's key prefix: the template parameter its ``<KIND>_PREFIX`` variable names."""
+def _prefixes_read_by(variables: Mapping[str, Any]) -> dict[str, str]:
+    """Kind -> key prefix as the recognize function reads it: ``<KIND>_PREFIX``, else the kind's default."""
+    return {
+        spec.name: str(variables.get(f"{spec.settings_name}_PREFIX") or "").strip() or spec.default_prefix
+        for spec in all_kinds()
+    }
+
+
+def _local_prefixes(parameters: Mapping[str, str]) -> dict[str, str]:
+    """The local stack's prefixes: template.yaml's variables, with its parameters at their defaults."""
     variables = load_template()["Resources"]["RecognizeFunction"]["Properties"]["Environment"]["Variables"]
-    prefixes = {}
-    for spec in all_kinds():
-        reference = variables.get(f"{spec.settings_name}_PREFIX")
-        parameter = reference.get("Ref") if isinstance(reference, dict) else None
-        prefixes[spec.name] = (parameter and parameters.get(parameter)) or spec.default_prefix
-    return prefixes
+    resolved = {
+        name: parameters.get(value["Ref"], "") if isinstance(value, dict) and "Ref" in value else value
+        for name, value in variables.items()
+    }
+    return _prefixes_read_by(resolved)
 
 
 def _prices(parameters: Mapping[str, str]) -> Prices:
