@@ -66,7 +66,26 @@ def only_operations(model: dict[str, Any], keep: set[str]) -> dict[str, Any]:
         pending.extend(member["shape"] for member in shape.get("members", {}).values())
         pending.extend(shape[part]["shape"] for part in ("member", "key", "value") if part in shape)
     model["shapes"] = {name: shape for name, shape in shapes.items() if name in reached}
+    # Shapes are reached through the references followed above; should a botocore release refer to
+    # shapes from anywhere else, the build fails here instead of shipping a model with a hole.
+    if dangling := {name for name in _shape_references(model["operations"], model["shapes"]) if name not in reached}:
+        raise SystemExit(f"slim_botocore: kept operations refer to dropped shapes {', '.join(sorted(dangling))}")
     return model
+
+
+def _shape_references(*parts: Any) -> set[str]:
+    """Every ``"shape": NAME`` anywhere in ``parts``."""
+    found: set[str] = set()
+    pending = list(parts)
+    while pending:
+        part = pending.pop()
+        if isinstance(part, dict):
+            if isinstance(part.get("shape"), str):
+                found.add(part["shape"])
+            pending.extend(part.values())
+        elif isinstance(part, list):
+            pending.extend(part)
+    return found
 
 
 def without_documentation(model: dict[str, Any]) -> dict[str, Any]:
