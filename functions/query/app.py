@@ -32,12 +32,7 @@ if not _table:
     raise ConfigurationError("environment variable RESULTS_TABLE is required but not set")
 _dynamodb = boto3.client("dynamodb", config=AWS_CONFIG)
 api = QueryApi(ResultsQueries(_table, _dynamodb), UsageReport(_table, _dynamodb, Prices.from_env()))
-# All the cold start made (modules, clients, parsed API models) lives as long as the process: the
-# cyclic collector walked that growing heap again and again for nothing (~45 ms of the recognize
-# function's cold start, bench: cold start). Frozen, it also stays out of every later collection.
-# The garbage it leaves (~500 objects on the built layer) is frozen with the rest: collecting it first
-# would cost a full pass over everything, 35-60 ms. A cold start that raises leaves the collector off,
-# in a process Lambda then discards.
+# The end of the cold start: what it made lives as long as the process (why: functions/recognize/app.py).
 gc.freeze()
 gc.enable()
 

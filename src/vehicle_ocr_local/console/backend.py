@@ -18,7 +18,8 @@ from pathlib import PurePath
 from typing import Any
 
 from vehicle_ocr.codes import Action, lookup
-from vehicle_ocr.kinds import all_kinds
+from vehicle_ocr.errors import ConfigurationError
+from vehicle_ocr.kinds import all_kinds, kind_spec
 from vehicle_ocr.normalize.plates import canonical_plate_number
 from vehicle_ocr.queries import ResultsQueries
 from vehicle_ocr.storage import ResultsStore
@@ -167,9 +168,12 @@ class ConsoleBackend:
 def summary(record: Mapping[str, Any]) -> dict[str, Any]:
     """A record as a listing shows it: without what its kind's result says of a person, or any raw answer."""
     shown = {name: value for name, value in record.items() if name not in ("raw_answer",)}
-    spec = next((spec for spec in all_kinds() if spec.name == record.get("kind")), None)
-    result = shown.get(spec.record_field) if spec else None
-    if spec and isinstance(result, dict):
+    try:
+        spec = kind_spec(record.get("kind") or "")
+    except ConfigurationError:  # a kind this version does not know (a newer deployment's)
+        return with_advice(shown)
+    result = shown.get(spec.record_field)
+    if isinstance(result, dict):
         left_out = (*spec.personal_fields, "raw")
         shown[spec.record_field] = {name: value for name, value in result.items() if name not in left_out}
     return with_advice(shown)
