@@ -10,8 +10,11 @@ import itertools
 import threading
 import time
 
+import boto3
 import pytest
 
+from tests.conftest import invoke_async, load_event, load_function_module
+from tests.integration.test_recognize_events import stage_event
 from vehicle_ocr.rate_budget import LEAD_BOUNDS_S, RateBudget
 
 pytestmark = pytest.mark.slow
@@ -91,3 +94,26 @@ def test_the_fleet_calls_at_the_limit_not_at_a_share_of_it(stack):
     assert 0.6 * rate <= achieved <= rate
     # ... and no second held more calls than the limit
     assert max(sum(1 for t in ordered if start <= t < start + 1.0) for start in ordered) <= rate
+
+
+def test_the_function_draws_its_slots_through_its_own_aws_session(
+    stack, recognize_env, fake_upstream, lambda_context, monkeypatch
+):
+    # Given the function started in a process with no default AWS session, tianapi paced by the rate budget
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+    app = load_function_module("recognize", "recognize_app_budget_session")
+
+    # When a plate upload is recognised (its paid call waits for a slot of the fleet's budget)
+    event = stage_event(stack, load_event("s3-put-plate.json"))
+    invoke_async(app, event, lambda_context)
+
+    # Then it was recognised after a slot was drawn from the budget table
+    (record,) = stack.records()
+    assert record["status"] == "SUCCEEDED"
+    assert fake_upstream.billed("tianapi") == 1
+    budget = stack.client("dynamodb").get_item(
+        TableName=stack.resources.refs["IdempotencyTable"], Key={"id": {"S": "vehicle-ocr#rate#tianapi"}}
+    )
+    assert "Item" in budget
+    # And no second AWS session was started for it: the draw went through the function's own client
+    assert boto3.DEFAULT_SESSION is None

@@ -43,4 +43,5 @@ def build_pipeline(settings: Settings, *, session: boto3.Session | None = None) 
         recognizers=build_recognizers(settings),  # one pooled HTTP session per process
         answers=answers,
         usage=UsageCounters(settings.results_table, dynamodb),
+        dynamodb_client=dynamodb,
     )

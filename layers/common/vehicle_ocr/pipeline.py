@@ -75,6 +75,7 @@ class Pipeline:
         recognizers: Mapping[str, Sequence[Recognizer]],
         answers: PaidAnswers | None = None,
         usage: UsageCounters | None = None,
+        dynamodb_client: Any = None,  # for the rate budget; None: it makes its own when first needed
         clock: Callable[[], datetime] = shapes.utc_now,
         sleep: Callable[[float], None] = time.sleep,
     ):
@@ -86,7 +87,9 @@ class Pipeline:
         self._answers = answers
         self._usage = usage
         self._clock = clock
-        self._recognition = Recognition(settings, recognizers, answers=answers, sleep=sleep)
+        self._recognition = Recognition(
+            settings, recognizers, answers=answers, dynamodb_client=dynamodb_client, sleep=sleep
+        )
 
     def register_lambda_context(self, context: Any) -> None:
         if self._answers is not None:

@@ -20,6 +20,7 @@ import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from aws_lambda_powertools import Logger
 
@@ -86,6 +87,7 @@ class Recognition:
         recognizers: Mapping[str, Sequence[Recognizer]],
         *,
         answers: PaidAnswers | None = None,
+        dynamodb_client: Any = None,
         sleep: Callable[[float], None] = time.sleep,
     ):
         self.settings = settings
@@ -94,7 +96,7 @@ class Recognition:
         self._sleep = sleep
         self._paid = frozenset(spec.name for spec in all_providers() if spec.paid)  # the offline engine bills nothing
         self.pacers = {
-            recognizer.name: _pacer(settings, recognizer.name, rate)
+            recognizer.name: _pacer(settings, recognizer.name, rate, dynamodb_client)
             for chain in recognizers.values()
             for recognizer in chain
             if (rate := settings.requests_per_second(recognizer.name))
@@ -208,9 +210,11 @@ class Recognition:
             raise PipelineError(recognizer.name, "RATE_BUDGET_UNAVAILABLE", str(exc)[:200]) from exc
 
 
-def _pacer(settings: Settings, provider: str, rate: float) -> Pacer | RateBudget:
+def _pacer(settings: Settings, provider: str, rate: float, dynamodb_client: Any) -> Pacer | RateBudget:
     if settings.rate_budget_table:
-        return RateBudget(settings.rate_budget_table, provider, rate)
+        # On the caller's DynamoDB client when it has one (the function's): a client of its own would
+        # start a second AWS session at the first paced call.
+        return RateBudget(settings.rate_budget_table, provider, rate, client=dynamodb_client)
     return Pacer(rate)
 
 
