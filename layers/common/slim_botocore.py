@@ -44,39 +44,30 @@ def read_operations(path: Path) -> dict[str, set[str]]:
 
 
 def only_operations(model: dict[str, Any], keep: set[str]) -> dict[str, Any]:
-    """The service model with only the ``keep`` operations and the shapes they reach."""
+    """The service model with only the ``keep`` operations and the shapes they reach.
+
+    Reached means named by a ``"shape"`` key anywhere in a kept operation or a reached shape, so
+    wherever botocore refers to shapes from, nothing a kept operation needs is dropped."""
     if unknown := keep - set(model["operations"]):
         service = model["metadata"].get("serviceId", "?")
         raise SystemExit(f"slim_botocore: {service} has no operation {', '.join(sorted(unknown))}")
     model["operations"] = {name: operation for name, operation in model["operations"].items() if name in keep}
     shapes = model["shapes"]
     reached: set[str] = set()
-    pending = [
-        ref["shape"]
-        for operation in model["operations"].values()
-        for ref in (operation.get("input"), operation.get("output"), *operation.get("errors", []))
-        if ref
-    ]
+    pending = _shape_references(model["operations"])
     while pending:
         name = pending.pop()
-        if name in reached:
-            continue
-        reached.add(name)
-        shape = shapes[name]
-        pending.extend(member["shape"] for member in shape.get("members", {}).values())
-        pending.extend(shape[part]["shape"] for part in ("member", "key", "value") if part in shape)
+        if name not in reached:
+            reached.add(name)
+            pending |= _shape_references(shapes[name])
     model["shapes"] = {name: shape for name, shape in shapes.items() if name in reached}
-    # Shapes are reached through the references followed above; should a botocore release refer to
-    # shapes from anywhere else, the build fails here instead of shipping a model with a hole.
-    if dangling := {name for name in _shape_references(model["operations"], model["shapes"]) if name not in reached}:
-        raise SystemExit(f"slim_botocore: kept operations refer to dropped shapes {', '.join(sorted(dangling))}")
     return model
 
 
-def _shape_references(*parts: Any) -> set[str]:
-    """Every ``"shape": NAME`` anywhere in ``parts``."""
+def _shape_references(part: Any) -> set[str]:
+    """Every ``"shape": NAME`` anywhere in ``part``."""
     found: set[str] = set()
-    pending = list(parts)
+    pending = [part]
     while pending:
         part = pending.pop()
         if isinstance(part, dict):

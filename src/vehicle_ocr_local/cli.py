@@ -35,7 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from vehicle_ocr.errors import ConfigurationError
-from vehicle_ocr.kinds import all_kinds, kind_spec
+from vehicle_ocr.kinds import kind_spec
+from vehicle_ocr.settings import default_prefixes
 from vehicle_ocr_local import recognize_files
 from vehicle_ocr_local.cli_errors import UsageError, explain
 from vehicle_ocr_local.local_aws import local_client
@@ -44,11 +45,6 @@ from vehicle_ocr_local.stack import REPO_ROOT, LocalStack, StackConfig
 DEFAULT_AWS = "http://127.0.0.1:4566"
 DEFAULT_API = "http://127.0.0.1:3000"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
-
-
-def kind_prefixes() -> dict[str, str]:
-    """Kind -> the key prefix the local stack routes it by (the template's defaults), for every registered kind."""
-    return {spec.name: spec.default_prefix for spec in all_kinds()}
 
 
 def package_version() -> str:
@@ -83,13 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     upload = commands.add_parser("upload", help="upload images into a running stack")
     upload.add_argument("files", nargs="+", type=Path)
-    upload.add_argument("--kind", choices=sorted(kind_prefixes()), required=True)
+    upload.add_argument("--kind", choices=sorted(default_prefixes()), required=True)
     upload.add_argument("--endpoint", default=DEFAULT_AWS, help=f"the stack's AWS endpoint (default {DEFAULT_AWS})")
     upload.add_argument("--bucket", default="vehicle-ocr-images")
 
     results = commands.add_parser("results", help="list recognised records of a running stack")
     results.add_argument("--api", default=DEFAULT_API, help=f"the query API (default {DEFAULT_API})")
-    results.add_argument("--kind", choices=sorted(kind_prefixes()))
+    results.add_argument("--kind", choices=sorted(default_prefixes()))
     results.add_argument("--status", choices=["SUCCEEDED", "FAILED"])
     results.add_argument("--limit", type=int, default=50, help="at most this many records, newest first (default 50)")
     results.add_argument(
@@ -211,7 +207,7 @@ def run_up(args: argparse.Namespace) -> int:
 def sample_files(samples: Path) -> list[tuple[str, Path]]:
     """(object key, file) for every image under samples/plates and samples/vehicle-licenses."""
     found = []
-    for prefix in kind_prefixes().values():
+    for prefix in default_prefixes().values():
         folder = samples / prefix.rstrip("/")
         for path in sorted(folder.glob("*")):
             if path.suffix.lower() in IMAGE_SUFFIXES:
@@ -363,7 +359,7 @@ def run_upload(args: argparse.Namespace) -> int:
 
     s3 = local_client(args.endpoint, "s3")
     for path in args.files:
-        key = kind_prefixes()[args.kind] + path.name
+        key = default_prefixes()[args.kind] + path.name
         s3.put_object(Bucket=args.bucket, Key=key, Body=path.read_bytes())
         print(f"uploaded s3://{args.bucket}/{key}")
     return 0

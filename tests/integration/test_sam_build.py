@@ -6,6 +6,7 @@ import gzip
 import json
 import os
 import re
+import runpy
 import shutil
 import subprocess
 from pathlib import Path
@@ -193,11 +194,10 @@ def _services_used() -> set[str]:
 
 
 def _listed_operations() -> set[tuple[str, str]]:
-    listed = set()
-    for line in (LAYER / "aws-operations.txt").read_text(encoding="utf-8").splitlines():
-        if words := line.split("#", 1)[0].split():
-            listed.update((words[0], operation) for operation in words[1:])
-    return listed
+    # Read as the build reads it: the layer's own script (not a package, so loaded from its file).
+    read_operations = runpy.run_path(str(LAYER / "slim_botocore.py"))["read_operations"]
+    listed = read_operations(LAYER / "aws-operations.txt")
+    return {(service, operation) for service, operations in listed.items() for operation in operations}
 
 
 def _operations_called(layer: Path) -> set[tuple[str, str]]:

@@ -47,6 +47,13 @@ def default_prefixes() -> Mapping[str, str]:
     return _frozen({kind.name: kind.default_prefix for kind in all_kinds()})
 
 
+def read_prefixes(env: Mapping[str, str]) -> Mapping[str, str]:
+    """Kind -> key prefix as the function reads it: ``<KIND>_PREFIX``, else the kind's default."""
+    read = _Reader(env)
+    prefixes = {kind.name: read.optional(f"{kind.settings_name}_PREFIX", kind.default_prefix) for kind in all_kinds()}
+    return _frozen(prefixes)
+
+
 def default_chains() -> Mapping[str, tuple[str, ...]]:
     return _frozen({kind.name: kind.default_providers for kind in all_kinds()})
 
@@ -122,9 +129,7 @@ class Settings:
             results_table=read.required("RESULTS_TABLE"),
             failure_queue_url=read.required("FAILURE_QUEUE_URL"),
             event_bus_name=read.required("EVENT_BUS_NAME"),
-            prefixes=_frozen(
-                {kind.name: read.optional(f"{kind.settings_name}_PREFIX", kind.default_prefix) for kind in all_kinds()}
-            ),
+            prefixes=read_prefixes(read.env),
             chains=_frozen({kind.name: read.chain(kind.settings_name, kind.default_providers) for kind in all_kinds()}),
             providers=_frozen(
                 {

@@ -19,9 +19,10 @@ from typing import Any
 
 from vehicle_ocr.codes import Action, lookup
 from vehicle_ocr.errors import ConfigurationError
-from vehicle_ocr.kinds import all_kinds, kind_spec
+from vehicle_ocr.kinds import kind_spec
 from vehicle_ocr.normalize.plates import canonical_plate_number
 from vehicle_ocr.queries import ResultsQueries
+from vehicle_ocr.settings import read_prefixes
 from vehicle_ocr.storage import ResultsStore
 from vehicle_ocr.usage import Prices, UsageReport
 from vehicle_ocr_local.local_aws import local_client
@@ -239,23 +240,17 @@ def deployed_backend(stack_name: str) -> ConsoleBackend:
         results_table=outputs["ResultsTableName"],
         failure_queue_url=outputs["FailureQueueUrl"],
         # What the deployed function routes by, whatever this checkout's template.yaml says.
-        prefixes=_prefixes_read_by(
-            lambda_client.get_function_configuration(FunctionName=outputs["RecognizeFunctionArn"])
-            .get("Environment", {})
-            .get("Variables", {})
+        prefixes=dict(
+            read_prefixes(
+                lambda_client.get_function_configuration(FunctionName=outputs["RecognizeFunctionArn"])
+                .get("Environment", {})
+                .get("Variables", {})
+            )
         ),
         prices=_prices(parameters),
         send_redrive=send,
         where=f"the stack {stack_name}",
     )
-
-
-def _prefixes_read_by(variables: Mapping[str, Any]) -> dict[str, str]:
-    """Kind -> key prefix as the recognize function reads it: ``<KIND>_PREFIX``, else the kind's default."""
-    return {
-        spec.name: str(variables.get(f"{spec.settings_name}_PREFIX") or "").strip() or spec.default_prefix
-        for spec in all_kinds()
-    }
 
 
 def _local_prefixes(parameters: Mapping[str, str]) -> dict[str, str]:
@@ -265,7 +260,7 @@ def _local_prefixes(parameters: Mapping[str, str]) -> dict[str, str]:
         name: parameters.get(value["Ref"], "") if isinstance(value, dict) and "Ref" in value else value
         for name, value in variables.items()
     }
-    return _prefixes_read_by(resolved)
+    return dict(read_prefixes({name: value for name, value in resolved.items() if isinstance(value, str)}))
 
 
 def _prices(parameters: Mapping[str, str]) -> Prices:
